@@ -1,0 +1,277 @@
+"""The requests adapter: attach the token to each request, and retry once on a 401.
+
+Follows requests' own ``HTTPDigestAuth``: ``__call__`` only sets the header and registers
+a response hook; the hook drains the 401, copies the request, rewinds its body and resends
+it through the same connection adapter, so hooks do not fire again and it cannot loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, Final
+
+import requests
+from requests.cookies import extract_cookies_to_jar
+
+from ._urls import is_plain_http_to_remote, origin
+from .cache import TokenHolder
+from .client_auth import SecretSource, make_client_auth
+from .endpoint import Timeout, TokenEndpoint, grant_parameters, private_session
+from .errors import ConfigurationError, InsecureTransportError
+from .retry import TokenRetry
+from .token import Token
+
+__all__ = ["ClientCredentialsAuth"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEEWAY: Final = 30.0
+DEFAULT_TIMEOUT: Final = 10.0
+
+
+class _Unreplayable:
+    """Marks a request body that cannot be sent a second time."""
+
+
+_UNREPLAYABLE: Final = _Unreplayable()
+
+
+class ClientCredentialsAuth(requests.auth.AuthBase):
+    """OAuth 2.0 Client Credentials (RFC 6749 §4.4) for requests.
+
+    ::
+
+        session.auth = ClientCredentialsAuth(token_url, client_id, client_secret, scope="read")
+
+    The token is fetched on the first request, reused until ``leeway`` seconds before it
+    expires, and a 401 from the API is retried once with a new token.
+
+    ``token_url``: the token endpoint (https, or http to a loopback host).
+    ``client_id``: the client identifier.
+    ``client_secret``: a string, or a zero-argument callable returning one (called at
+    each token request, e.g. to re-read a rotated secret).
+    ``scope``: a string or an iterable of strings (sent space-joined).
+    ``audience``: the vendor ``audience`` parameter (Auth0, Okta, ...).
+    ``resource``: an RFC 8707 resource indicator, or several (one form field each).
+    ``extra_params``: further form fields (a value may be a list: one field each).
+    ``auth_method``: ``"client_secret_basic"`` (default) or ``"client_secret_post"``.
+    ``leeway``: seconds before expiry at which a new token is fetched (default 30); a token
+    living shorter than twice the leeway is refreshed half-way through its life.
+    ``timeout``: seconds for each token request, or ``(connect, read)`` (default 10).
+    ``retries``: retries of transient token request failures: a count or a
+    :class:`~requests_oauthcc.TokenRetry` (default 3; 0 disables).
+    ``default_lifetime``: seconds to use a token whose response has no ``expires_in``
+    (default: until the API rejects it).
+    ``session``: a :class:`requests.Session` for token requests (proxies, CA bundle, client
+    certificate). Default: a private Session; never the Session this auth is mounted on.
+    ``allowed_origins``: ``scheme://host[:port]`` strings; when given, the token is only
+    attached to requests for these origins, other requests go out without it.
+    ``insecure_allow_http``: allow plain-http token URLs and APIs on non-loopback hosts.
+    Tokens and secrets then cross the network in the clear: for test rigs only.
+    ``clock``: a monotonic clock (seconds); tests inject their own.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: SecretSource | None = None,
+        *,
+        scope: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        resource: str | Iterable[str] | None = None,
+        extra_params: Mapping[str, str | Iterable[str]] | None = None,
+        auth_method: str = "client_secret_basic",
+        leeway: float = DEFAULT_LEEWAY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        retries: int | TokenRetry | None = 3,
+        default_lifetime: float | None = None,
+        session: requests.Session | None = None,
+        allowed_origins: Iterable[str] | None = None,
+        insecure_allow_http: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_url("token_url", token_url)
+        if not insecure_allow_http and is_plain_http_to_remote(token_url):
+            raise InsecureTransportError(
+                f"token_url {token_url!r} is plain http to a non-loopback host: the client "
+                "secret and the token would cross the network in the clear. Use https "
+                "(or insecure_allow_http=True, for test rigs only)"
+            )
+        if not isinstance(client_id, str) or not client_id:
+            raise ConfigurationError("client_id must be a non-empty string")
+        if session is not None and not isinstance(session, requests.Session):
+            raise ConfigurationError("session must be a requests.Session (used for token requests)")
+        form = grant_parameters(
+            scope=scope, audience=audience, resource=resource, extra_params=extra_params
+        )
+        self._endpoint = TokenEndpoint(
+            token_url=token_url,
+            client_id=client_id,
+            client_auth=make_client_auth(auth_method, client_secret),
+            session=session if session is not None else private_session(),
+            form=form,
+            requested_scope=dict(form).get("scope"),
+            timeout=_check_timeout(timeout),
+            retry=TokenRetry.from_value(retries),
+            default_lifetime=_check_seconds("default_lifetime", default_lifetime, allow_none=True),
+            clock=clock,
+        )
+        self._owns_session = session is None
+        self._holder = TokenHolder(
+            self._endpoint.fetch, leeway=_check_seconds("leeway", leeway), clock=clock
+        )
+        self._clock = clock
+        self._allowed_origins = (
+            None if allowed_origins is None else _check_origins(allowed_origins)
+        )
+        self._allow_http = bool(insecure_allow_http)
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def token(self) -> Token | None:
+        """The current token, or ``None`` before the first fetch or after ``invalidate()``."""
+        return self._holder.token
+
+    def fetch_token(self) -> Token:
+        """Fetch a new token now (e.g. for a health check) and use it from now on."""
+        return self._holder.get(rejected=self._holder.token)
+
+    def invalidate(self) -> None:
+        """Forget the current token: the next request fetches a new one."""
+        self._holder.invalidate()
+
+    def close(self) -> None:
+        """Close the private token Session (a Session passed as ``session=`` is left open)."""
+        if self._owns_session:
+            self._endpoint.session.close()
+
+    def __repr__(self) -> str:
+        endpoint = self._endpoint
+        return (
+            f"{type(self).__name__}(token_url={endpoint.token_url!r}, "
+            f"client_id={endpoint.client_id!r}, scope={endpoint.requested_scope!r}, "
+            f"auth_method={endpoint.client_auth.name!r})"
+        )
+
+    # -- requests hooks ---------------------------------------------------------------
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        url = r.url or ""
+        if self._allowed_origins is not None and origin(url) not in self._allowed_origins:
+            return r
+        if url[:8] != "https://" and not self._allow_http and is_plain_http_to_remote(url):
+            raise InsecureTransportError(
+                f"refusing to send a bearer token over plain http to {origin(url)}: use "
+                "https (or insecure_allow_http=True, for test rigs only)"
+            )
+        current = self._holder.current
+        if current is not None and self._clock() < current[1]:
+            token = current[0]
+        else:
+            token = self._holder.get()
+        r.headers["Authorization"] = token.authorization
+        body: Any = r.body  # typed bytes | str | None, but files and generators are sent too
+        position: int | _Unreplayable | None = None
+        if body is not None and not isinstance(body, (bytes, str)):
+            position = _body_position(body)
+        r.hooks["response"].append(partial(self._retry_on_401, token, position))
+        return r
+
+    def _retry_on_401(
+        self,
+        token: Token,
+        position: int | _Unreplayable | None,
+        r: requests.Response,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Response hook: on a 401 to our token, resend once with a new token."""
+        if r.status_code != 401:
+            return r
+        request = r.request
+        if request.headers.get("Authorization") != token.authorization:
+            logger.debug("401 from %s to a request without our token: not retried", request.url)
+            return r
+        connection = getattr(r, "connection", None)
+        if position is _UNREPLAYABLE or connection is None or not _rewind(request, position):
+            logger.debug(
+                "401 from %s: body cannot be sent again; token dropped, 401 returned",
+                request.url,
+            )
+            self._holder.invalidate(token)
+            return r
+        new_token = self._holder.get(rejected=token)
+        logger.debug("401 from %s: retrying once with a new token", request.url)
+        r.content  # noqa: B018 - drain the 401 so its connection can be reused
+        r.close()
+        prep = request.copy()
+        extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
+        prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
+        prep.headers["Authorization"] = new_token.authorization
+        retried: requests.Response = connection.send(prep, **kwargs)
+        retried.history.append(r)
+        retried.request = prep
+        return retried
+
+
+def _body_position(body: Any) -> int | _Unreplayable:
+    """Where a file-like body starts, to rewind it for a resend; unreplayable otherwise."""
+    try:
+        position = body.tell()
+    except (AttributeError, OSError, ValueError):
+        return _UNREPLAYABLE
+    return position if isinstance(position, int) else _UNREPLAYABLE
+
+
+def _rewind(request: requests.PreparedRequest, position: int | _Unreplayable | None) -> bool:
+    if position is None:
+        return True
+    try:
+        request.body.seek(position)  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def _check_url(name: str, url: object) -> None:
+    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+        raise ConfigurationError(f"{name} must be an http(s) URL string; got {url!r}")
+
+
+def _check_seconds(name: str, value: object, *, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (allow_none and value == 0)
+    ):
+        raise ConfigurationError(f"{name} must be a non-negative number of seconds; got {value!r}")
+    return float(value)
+
+
+def _check_timeout(timeout: object) -> Timeout:
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        connect, read = (_check_seconds("timeout", part) for part in timeout)
+        return (connect, read)
+    seconds: float = _check_seconds("timeout", timeout)
+    if seconds == 0:
+        raise ConfigurationError("timeout must be positive (token requests always have one)")
+    return seconds
+
+
+def _check_origins(origins: Iterable[str]) -> frozenset[str]:
+    if isinstance(origins, str):
+        origins = [origins]
+    checked = set()
+    for value in origins:
+        _check_url("allowed_origins entry", value)
+        checked.add(origin(value))
+    return frozenset(checked)

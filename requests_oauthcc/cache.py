@@ -1,0 +1,160 @@
+"""Where the current token lives, and how concurrent callers share one fetch.
+
+:class:`TokenHolder` keeps one auth object's token. Threads that find no usable token
+wait for a single fetch (single flight) and all get its outcome, token or error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+
+from .token import Token
+
+__all__ = ["TokenHolder"]
+
+logger = logging.getLogger(__name__)
+
+_FAILED_REFRESH_COOLDOWN = 10.0
+"""After a failed early refresh, seconds (at most) before the next one is tried."""
+
+
+class _Flight:
+    """One fetch in progress; followers wait on ``done`` and read its outcome."""
+
+    __slots__ = ("done", "error", "token")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: Token | None = None
+        self.error: Exception | None = None
+
+
+class TokenHolder:
+    """The token of one auth object: reused until ``leeway`` before expiry, fetched once.
+
+    ``current`` is ``(token, refresh_at)`` or ``None``. It is replaced whole, never
+    mutated, so the per-request fast path reads it without a lock.
+
+    When an early refresh fails while the held token has not yet expired, the held token
+    keeps being used (the failure is logged) and the refresh is tried again later; once
+    the token has expired, the error is raised. Callers waiting on a failed fetch get the
+    same error instead of each trying again.
+    """
+
+    def __init__(
+        self, fetch: Callable[[], Token], *, leeway: float, clock: Callable[[], float]
+    ) -> None:
+        self._fetch = fetch
+        self._leeway = leeway
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._flight: _Flight | None = None
+        self.current: tuple[Token, float] | None = None
+        _HOLDERS.add(self)
+
+    @property
+    def token(self) -> Token | None:
+        """The held token, whether or not it is still fresh."""
+        current = self.current
+        return None if current is None else current[0]
+
+    def get(self, rejected: Token | None = None) -> Token:
+        """A token to use now; fetches one unless a fresh one is held.
+
+        ``rejected``: a token the resource server refused; it is never returned, but a
+        different token that another thread already fetched is.
+        """
+        while True:
+            with self._lock:
+                current = self.current
+                now = self._clock()
+                if current is not None and current[0] is not rejected:
+                    token, refresh_at = current
+                    if now < refresh_at:
+                        return token
+                    if self._flight is not None and not token.is_expired(now):
+                        return token  # another thread is refreshing; this one still works
+                flight = self._flight
+                leader = flight is None
+                if flight is None:
+                    flight = self._flight = _Flight()
+            if leader:
+                return self._lead(flight, current, rejected)
+            flight.done.wait()
+            if flight.token is not None and flight.token is not rejected:
+                return flight.token
+            if flight.error is not None:
+                raise flight.error
+            # The leader was interrupted (KeyboardInterrupt, SystemExit): try again.
+
+    def _lead(
+        self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None
+    ) -> Token:
+        try:
+            token = self._fetch()
+        except Exception as exc:
+            flight.error = exc
+            flight.token = self._fallback(previous, rejected, exc)
+        else:
+            flight.token = token
+            with self._lock:
+                self.current = (token, token.refresh_at(self._leeway))
+        finally:
+            with self._lock:
+                self._flight = None
+            flight.done.set()
+        if flight.token is None:
+            assert flight.error is not None
+            raise flight.error
+        return flight.token
+
+    def _fallback(
+        self, previous: tuple[Token, float] | None, rejected: Token | None, exc: Exception
+    ) -> Token | None:
+        """The held token, if it may stand in for the failed refresh."""
+        if previous is None or previous[0] is rejected:
+            return None
+        token = previous[0]
+        now = self._clock()
+        remaining = token.expires_in(now)
+        if remaining is not None and remaining <= 0:
+            return None
+        cooldown = _FAILED_REFRESH_COOLDOWN if remaining is None else min(
+            _FAILED_REFRESH_COOLDOWN, remaining / 2
+        )
+        logger.warning(
+            "token refresh failed; using the current token, which expires in %s: %s",
+            "(unknown)" if remaining is None else f"{remaining:.1f}s", exc,
+        )
+        with self._lock:
+            if self.current is previous:
+                self.current = (token, now + cooldown)
+        return token
+
+    def invalidate(self, rejected: Token | None = None) -> None:
+        """Drop the held token; with ``rejected``, only if it is still that token."""
+        with self._lock:
+            current = self.current
+            if current is not None and (rejected is None or current[0] is rejected):
+                self.current = None
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._flight = None
+
+
+_HOLDERS: weakref.WeakSet[TokenHolder] = weakref.WeakSet()
+
+
+def _reset_holders_after_fork() -> None:
+    """In a forked child no other thread exists: locks held by them must not be inherited."""
+    for holder in list(_HOLDERS):
+        holder._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_holders_after_fork)

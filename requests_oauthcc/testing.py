@@ -1,0 +1,403 @@
+"""A local OAuth 2.0 authorization server and protected resource, for tests and the demo.
+
+Stdlib only, on 127.0.0.1 with a free port, one thread per connection::
+
+    with OAuthTestServer(clients={"my-client": "my-secret"}, token_lifetime=60) as server:
+        auth = ClientCredentialsAuth(server.token_url, "my-client", "my-secret")
+        requests.get(server.resource_url, auth=auth)
+        assert server.token_requests == 1
+
+Endpoints:
+
+- ``POST /token``: the client credentials grant, with ``client_secret_basic`` (decoded as
+  RFC 6749 §2.3.1 says) or ``client_secret_post``; answers RFC 6749 §5.1/§5.2.
+- ``/resource`` (any method, any sub-path): 200 with a JSON echo of the request for a valid
+  bearer token, an RFC 6750 401 otherwise. Under ``/resource/cookie`` a 401 also sets a
+  cookie, and the echo shows the cookies received.
+- ``/redirect?to=URL&status=302``: a redirect.
+- ``/unauthorized``: always an RFC 6750 401.
+
+Controls: :meth:`revoke_all`, :meth:`queue_response` (canned answers for the next token
+requests: error statuses, malformed bodies, delays), counters and a log of token requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlsplit
+
+__all__ = ["CannedResponse", "IssuedToken", "OAuthTestServer", "TokenRequestRecord"]
+
+
+@dataclass(frozen=True)
+class CannedResponse:
+    """An answer the token endpoint gives instead of its own, once."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class TokenRequestRecord:
+    """What one token request carried: its form, how the client authenticated, headers."""
+
+    form: Mapping[str, list[str]]
+    client_id: str | None
+    auth_method: str | None
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token the server issued, as the resource checks it."""
+
+    client_id: str
+    scope: str | None
+    expires_at: float | None
+    resource: tuple[str, ...] = ()
+    audience: str | None = None
+
+
+class OAuthTestServer:
+    """A local authorization server plus protected resource (see the module docstring).
+
+    ``clients``: client id -> secret. ``token_lifetime``: seconds, or ``None`` to leave
+    ``expires_in`` out. ``allowed_scopes``: when given, other scopes get ``invalid_scope``.
+    ``granted_scope``: when given, the scope granted whatever was asked.
+    ``expires_in_as_string`` and ``token_type`` shape the token response.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, str] | None = None,
+        *,
+        token_lifetime: float | None = 3600,
+        allowed_scopes: Iterable[str] | None = None,
+        granted_scope: str | None = None,
+        expires_in_as_string: bool = False,
+        token_type: str = "Bearer",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.clients: dict[str, str] = dict(clients or {"test-client": "test-secret"})
+        self.token_lifetime = token_lifetime
+        self.allowed_scopes = None if allowed_scopes is None else frozenset(allowed_scopes)
+        self.granted_scope = granted_scope
+        self.expires_in_as_string = expires_in_as_string
+        self.token_type = token_type
+        self._host = host
+        self._lock = threading.Lock()
+        self._tokens: dict[str, IssuedToken] = {}
+        self._canned: deque[CannedResponse] = deque()
+        self.token_requests = 0
+        self.resource_requests = 0
+        self.resource_rejections = 0
+        self.token_log: list[TokenRequestRecord] = []
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> OAuthTestServer:
+        """Start serving on a free port; returns self."""
+        server = self
+
+        class Handler(_Handler):
+            oauth = server
+
+        self._httpd = ThreadingHTTPServer((self._host, 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="oauth-test-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> OAuthTestServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses --------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("OAuthTestServer is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/token"
+
+    @property
+    def resource_url(self) -> str:
+        return f"{self.base_url}/resource"
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this server."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    # -- controls ---------------------------------------------------------------------
+
+    def revoke_all(self) -> None:
+        """Forget every issued token: the resource answers 401 to them."""
+        with self._lock:
+            self._tokens.clear()
+
+    def queue_response(
+        self,
+        status: int = 200,
+        body: bytes | str | Mapping[str, Any] | list[Any] = b"",
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        count: int = 1,
+    ) -> None:
+        """Answer the next ``count`` token requests with this instead of a token.
+
+        ``body``: bytes, text, or a JSON value (sent as ``application/json``).
+        ``delay``: seconds to wait before answering (to provoke client timeouts).
+        """
+        hdrs = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = bytes(body)  # type: ignore[arg-type]
+        with self._lock:
+            self._canned.extend([CannedResponse(status, data, hdrs, delay)] * count)
+
+    def issued_tokens(self) -> dict[str, IssuedToken]:
+        """A copy of the live tokens, by access token."""
+        with self._lock:
+            return dict(self._tokens)
+
+    # -- used by the handler ----------------------------------------------------------
+
+    def _next_canned(self) -> CannedResponse | None:
+        with self._lock:
+            self.token_requests += 1
+            return self._canned.popleft() if self._canned else None
+
+    def _issue(self, client_id: str, form: Mapping[str, list[str]]) -> dict[str, Any]:
+        requested = form.get("scope", [None])[0]
+        if self.allowed_scopes is not None and requested is not None:
+            unknown = set(requested.split()) - self.allowed_scopes
+            if unknown:
+                raise _OAuthFailure(400, "invalid_scope", f"scope not allowed: {sorted(unknown)}")
+        scope = self.granted_scope if self.granted_scope is not None else requested
+        access_token = secrets.token_urlsafe(24)
+        lifetime = self.token_lifetime
+        issued = IssuedToken(
+            client_id=client_id,
+            scope=scope,
+            expires_at=None if lifetime is None else time.monotonic() + lifetime,
+            resource=tuple(form.get("resource", [])),
+            audience=form.get("audience", [None])[0],
+        )
+        with self._lock:
+            self._tokens[access_token] = issued
+        answer: dict[str, Any] = {"access_token": access_token, "token_type": self.token_type}
+        if lifetime is not None:
+            answer["expires_in"] = str(int(lifetime)) if self.expires_in_as_string else lifetime
+        if scope is not None:
+            answer["scope"] = scope
+        return answer
+
+    def _check_bearer(self, authorization: str | None) -> IssuedToken | None:
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        with self._lock:
+            issued = self._tokens.get(authorization[len("Bearer ") :])
+        if issued is None:
+            return None
+        if issued.expires_at is not None and time.monotonic() >= issued.expires_at:
+            return None
+        return issued
+
+
+class _OAuthFailure(Exception):
+    def __init__(self, status: int, error: str, description: str, basic: bool = False) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.basic = basic
+
+
+class _Handler(BaseHTTPRequestHandler):
+    oauth: OAuthTestServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(
+        self, status: int, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        hdrs = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        hdrs.update(headers or {})
+        self._send(status, json.dumps(payload).encode(), hdrs)
+
+    def _route(self) -> None:
+        path = urlsplit(self.path).path
+        body = self._read_body()
+        if path == "/token":
+            self._token(body)
+        elif path == "/resource" or path.startswith("/resource/"):
+            self._resource(body)
+        elif path == "/redirect":
+            self._redirect()
+        elif path == "/unauthorized":
+            self._send_json(401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"})
+        else:
+            self._send(404, b"not found")
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _route
+
+    # -- token endpoint ---------------------------------------------------------------
+
+    def _token(self, body: bytes) -> None:
+        canned = self.oauth._next_canned()
+        if canned is not None:
+            if canned.delay:
+                time.sleep(canned.delay)
+            self._send(canned.status, canned.body, canned.headers)
+            return
+        try:
+            if self.command != "POST":
+                raise _OAuthFailure(400, "invalid_request", "the token endpoint takes POST")
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+            client_id, method = self._authenticate_client(form)
+            self.oauth.token_log.append(
+                TokenRequestRecord(form, client_id, method, dict(self.headers.items()))
+            )
+            if form.get("grant_type") != ["client_credentials"]:
+                raise _OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
+            self._send_json(200, self.oauth._issue(client_id, form))
+        except _OAuthFailure as failure:
+            headers = {"WWW-Authenticate": 'Basic realm="token"'} if failure.basic else {}
+            self._send_json(
+                failure.status,
+                {"error": failure.error, "error_description": failure.description},
+                headers,
+            )
+
+    def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
+        header = self.headers.get("Authorization", "")
+        posted = "client_secret" in form
+        if header.lower().startswith("basic "):
+            if posted:
+                raise _OAuthFailure(400, "invalid_request", "more than one client authentication")
+            try:
+                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("ascii")
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise _OAuthFailure(401, "invalid_client", "bad Basic header", True) from exc
+            raw_id, sep, raw_secret = decoded.partition(":")
+            if not sep:
+                raise _OAuthFailure(401, "invalid_client", "bad Basic header", True)
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            method = "client_secret_basic"
+        elif posted:
+            client_id = form.get("client_id", [""])[0]
+            secret = form["client_secret"][0]
+            method = "client_secret_post"
+        else:
+            raise _OAuthFailure(401, "invalid_client", "no client authentication", True)
+        expected = self.oauth.clients.get(client_id)
+        if expected is None or not secrets.compare_digest(expected.encode(), secret.encode()):
+            raise _OAuthFailure(401, "invalid_client", "unknown client or wrong secret",
+                                method == "client_secret_basic")
+        return client_id, method
+
+    # -- protected resource -----------------------------------------------------------
+
+    def _resource(self, body: bytes) -> None:
+        with self.oauth._lock:
+            self.oauth.resource_requests += 1
+        issued = self.oauth._check_bearer(self.headers.get("Authorization"))
+        if issued is None:
+            with self.oauth._lock:
+                self.oauth.resource_rejections += 1
+            headers = {"WWW-Authenticate": 'Bearer realm="resource", error="invalid_token"'}
+            if urlsplit(self.path).path.endswith("/cookie"):
+                headers["Set-Cookie"] = "rs_session=from-401; Path=/"
+            self._send_json(401, {"error": "invalid_token"}, headers)
+            return
+        self._send_json(200, {
+            "method": self.command,
+            "path": self.path,
+            "client_id": issued.client_id,
+            "scope": issued.scope,
+            "body_length": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "cookie": self.headers.get("Cookie"),
+        })
+
+    def _redirect(self) -> None:
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        status = int(query.get("status", "302"))
+        self._send(status, b"", {"Location": query.get("to", "/")})

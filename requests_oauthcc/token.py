@@ -1,0 +1,66 @@
+"""The access token value and its expiry arithmetic.
+
+Times are absolute readings of one clock (``time.monotonic`` unless a clock is injected),
+so a wall-clock jump never makes a token look fresh or stale. ``expires_at`` is ``None``
+when the server gave no lifetime: such a token is used until the server rejects it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Token"]
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token as granted by the token endpoint.
+
+    ``access_token``: the credential itself (never shown in ``repr``).
+    ``token_type``: as the server spelled it; the header sent is always ``Bearer``.
+    ``scope``: the granted scope, or the requested one when the server did not say.
+    ``issued_at`` / ``expires_at``: readings of the auth object's clock; ``expires_at``
+    is ``None`` when no lifetime is known.
+    ``raw``: every field of the token response (may hold other credentials; not shown).
+    """
+
+    access_token: str = field(repr=False)
+    token_type: str = "Bearer"
+    scope: str | None = None
+    issued_at: float = 0.0
+    expires_at: float | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    authorization: str = field(init=False, repr=False, compare=False)
+    """The ``Authorization`` header value, built once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "authorization", "Bearer " + self.access_token)
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds from issue to expiry, or ``None`` if unknown."""
+        return None if self.expires_at is None else self.expires_at - self.issued_at
+
+    def expires_in(self, now: float) -> float | None:
+        """Seconds left at clock reading ``now`` (negative once expired), ``None`` if unknown."""
+        return None if self.expires_at is None else self.expires_at - now
+
+    def is_expired(self, now: float) -> bool:
+        """Whether the server would already refuse this token at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def refresh_at(self, leeway: float) -> float:
+        """The clock reading after which a new token should be fetched.
+
+        ``leeway`` seconds before expiry, but never earlier than half-way through the
+        token's life, so a token that lives shorter than the leeway is still reused
+        for half its life instead of being fetched again for every request.
+        Infinite when the lifetime is unknown.
+        """
+        if self.expires_at is None:
+            return math.inf
+        lifetime = self.expires_at - self.issued_at
+        return self.expires_at - min(leeway, lifetime / 2)
