@@ -67,5 +67,6 @@ def run() -> int:
         check(server.token_requests == 3, f"token requests so far: {server.token_requests}")
 
     package_logger.removeHandler(handler)
-    print(f"\n{'demo finished: all checks passed' if not failures else f'{failures} checks FAILED'}")
+    verdict = f"{failures} checks FAILED" if failures else "all checks passed"
+    print(f"\ndemo finished: {verdict}")
     return 1 if failures else 0

@@ -1,0 +1,435 @@
+"""ClientCredentialsAuth on real requests Sessions against the local server."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from requests_oauthcc import (
+    ClientCredentialsAuth,
+    ConfigurationError,
+    InsecureTransportError,
+    InvalidClientError,
+)
+from requests_oauthcc.testing import OAuthTestServer
+
+from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock
+
+MakeAuth = Callable[..., ClientCredentialsAuth]
+
+
+def test_constructor_makes_no_network_call() -> None:
+    """Building the auth for an unreachable server succeeds: nothing is fetched yet."""
+    auth = ClientCredentialsAuth("https://unreachable.invalid/token", "id", "secret")
+    assert auth.token is None
+
+
+def test_first_request_fetches_and_later_ones_reuse(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """The token is fetched lazily on the first request and reused afterwards."""
+    session.auth = make_auth()
+    assert server.token_requests == 0
+    for _ in range(5):
+        assert session.get(server.resource_url).status_code == 200
+    assert server.token_requests == 1
+    assert server.resource_requests == 5
+
+
+def test_per_request_auth_works_too(make_auth: MakeAuth, server: OAuthTestServer) -> None:
+    """requests.get(url, auth=auth) uses and reuses the same token."""
+    auth = make_auth()
+    assert requests.get(server.resource_url, auth=auth, timeout=5).status_code == 200
+    assert requests.post(server.resource_url, auth=auth, timeout=5).status_code == 200
+    assert server.token_requests == 1
+
+
+def test_token_is_refreshed_leeway_before_expiry(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session, clock: FakeClock
+) -> None:
+    """With a 100 s token and 10 s leeway, the token is replaced after 90 s, not before."""
+    server.token_lifetime = 100
+    session.auth = auth = make_auth(leeway=10, clock=clock)
+    session.get(server.resource_url)
+    first = auth.token
+    clock.advance(89)
+    session.get(server.resource_url)
+    assert auth.token is first and server.token_requests == 1
+    clock.advance(2)
+    assert session.get(server.resource_url).status_code == 200
+    assert auth.token is not first and server.token_requests == 2
+
+
+def test_short_lived_token_is_not_fetched_for_every_request(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session, clock: FakeClock
+) -> None:
+    """A 10 s token with the default 30 s leeway is still reused for 5 s."""
+    server.token_lifetime = 10
+    session.auth = make_auth(clock=clock)
+    for _ in range(4):
+        session.get(server.resource_url)
+        clock.advance(1)
+    assert server.token_requests == 1
+    clock.advance(1.5)
+    session.get(server.resource_url)
+    assert server.token_requests == 2
+
+
+def test_no_expires_in_uses_token_until_rejected(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session, clock: FakeClock
+) -> None:
+    """Without expires_in the token is reused until a 401, then replaced once."""
+    server.token_lifetime = None
+    session.auth = make_auth(clock=clock)
+    session.get(server.resource_url)
+    clock.advance(10**6)
+    session.get(server.resource_url)
+    assert server.token_requests == 1
+    server.revoke_all()
+    assert session.get(server.resource_url).status_code == 200
+    assert server.token_requests == 2
+
+
+def test_default_lifetime_applies_when_expires_in_is_missing(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session, clock: FakeClock
+) -> None:
+    """default_lifetime bounds the use of a token that came without expires_in."""
+    server.token_lifetime = None
+    session.auth = make_auth(clock=clock, default_lifetime=60, leeway=0)
+    session.get(server.resource_url)
+    clock.advance(61)
+    session.get(server.resource_url)
+    assert server.token_requests == 2
+
+
+def test_401_is_retried_once_with_a_new_token(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """A revoked token: the 401 is kept in history and the retry succeeds."""
+    session.auth = auth = make_auth()
+    session.get(server.resource_url)
+    old = auth.token
+    server.revoke_all()
+    response = session.get(server.resource_url)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert response.request.headers["Authorization"] == auth.token.authorization  # type: ignore[union-attr]
+    assert auth.token is not old
+    assert server.token_requests == 2
+
+
+def test_never_more_than_one_retry(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """An endpoint that always answers 401 costs one retry and one new token, no more."""
+    session.auth = make_auth()
+    response = session.get(server.url("/unauthorized"))
+    assert response.status_code == 401
+    assert len(response.history) == 1
+    assert server.token_requests == 2
+
+
+def test_other_statuses_are_left_alone(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """A 404 (or any non-401) is returned untouched, with no extra token request."""
+    session.auth = make_auth()
+    response = session.get(server.url("/nowhere"))
+    assert response.status_code == 404 and not response.history
+    assert server.token_requests == 1
+
+
+def test_401_retry_keeps_method_body_and_send_options(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """The resent request has the same method and body; stream=True is honoured."""
+    session.auth = make_auth()
+    session.get(server.resource_url)
+    server.revoke_all()
+    response = session.put(server.resource_url, json={"k": "v"}, stream=True, timeout=5)
+    assert response.status_code == 200 and response.history[0].status_code == 401
+    assert response.raw is not None and not response.raw.closed
+    echo = response.json()
+    assert echo["method"] == "PUT" and echo["body_length"] == len(b'{"k": "v"}')
+
+
+def test_seekable_file_body_is_rewound_and_replayed(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session, tmp_path: object
+) -> None:
+    """A file body sent before the 401 is rewound and the whole body sent again."""
+    import hashlib
+    from pathlib import Path
+
+    session.auth = make_auth()
+    session.get(server.resource_url)
+    server.revoke_all()
+    payload = os.urandom(100_000)
+    path = Path(str(tmp_path)) / "body.bin"
+    path.write_bytes(b"HEADER" + payload)
+    with path.open("rb") as body:
+        body.seek(6)  # replay must start where the caller's body started, not at 0
+        response = session.post(server.resource_url, data=body)
+    assert response.status_code == 200 and len(response.history) == 1
+    assert response.json()["body_sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+def test_bytesio_body_replayed_at_the_socket_level(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """A raw socket peer sees the same body bytes on the 401 attempt and the retry."""
+    session.auth = auth = make_auth()
+    auth.fetch_token()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    bodies: list[bytes] = []
+
+    def serve() -> None:
+        for status in (b"401 Unauthorized", b"200 OK"):
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                bodies.append(rest)
+                conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    response = session.post(f"http://127.0.0.1:{port}/api", data=io.BytesIO(b"x" * 5000))
+    thread.join(5)
+    listener.close()
+    assert response.status_code == 200
+    assert bodies == [b"x" * 5000, b"x" * 5000]
+
+
+def test_generator_body_is_not_replayed_and_token_is_dropped(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """A generator cannot be sent twice: the 401 comes back, the next request refetches."""
+    session.auth = auth = make_auth()
+    session.get(server.resource_url)
+    server.revoke_all()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"one"
+        yield b"two"
+
+    response = session.post(server.resource_url, data=chunks())
+    assert response.status_code == 401 and not response.history
+    assert auth.token is None
+    assert server.token_requests == 1
+    assert session.get(server.resource_url).status_code == 200
+    assert server.token_requests == 2
+
+
+def test_non_seekable_stream_is_not_replayed(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """A pipe (tell() fails) is returned as a 401, unchanged."""
+    session.auth = make_auth()
+    session.get(server.resource_url)
+    server.revoke_all()
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"data from a pipe")
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        response = session.post(server.resource_url, data=pipe)
+    assert response.status_code == 401 and not response.history
+
+
+def test_401_after_cross_host_redirect_is_not_retried(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """requests strips our token on a redirect to another host; we do not add it back."""
+    session.auth = make_auth()
+    other_host = f"http://localhost:{server.port}/resource"
+    response = session.get(server.url(f"/redirect?to={other_host}"))
+    assert response.status_code == 401
+    assert "Authorization" not in response.request.headers
+    assert [r.status_code for r in response.history] == [302]
+    assert server.token_requests == 1
+
+
+def test_same_host_redirect_keeps_the_token(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """A redirect on the same origin keeps Authorization, as requests does."""
+    session.auth = make_auth()
+    response = session.get(server.url(f"/redirect?to={server.resource_url}"))
+    assert response.status_code == 200
+
+
+def test_cookies_set_on_the_401_are_sent_with_the_retry(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """Cookies from the 401 response go out with the retried request."""
+    session.auth = make_auth()
+    session.get(server.resource_url)
+    server.revoke_all()
+    response = session.get(server.url("/resource/cookie"))
+    assert response.status_code == 200
+    assert response.json()["cookie"] == "rs_session=from-401"
+
+
+def test_thirty_two_cold_threads_make_one_token_request(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """32 threads sharing one auth, starting together, cause exactly one token request."""
+    auth = make_auth()
+    barrier = threading.Barrier(32)
+    statuses: list[int] = []
+
+    def worker() -> None:
+        with requests.Session() as s:
+            barrier.wait()
+            statuses.append(s.get(server.resource_url, auth=auth, timeout=10).status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert statuses == [200] * 32
+    assert server.token_requests == 1
+
+
+def test_revocation_seen_by_many_threads_costs_one_token(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """After a revocation, 16 threads retrying at once share one new token."""
+    auth = make_auth()
+    auth.fetch_token()
+    server.revoke_all()
+    barrier = threading.Barrier(16)
+    statuses: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        statuses.append(requests.get(server.resource_url, auth=auth, timeout=10).status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert statuses == [200] * 16
+    assert server.token_requests == 2
+
+
+def test_token_session_is_the_given_one_never_the_mounted_one(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """Token requests use session= (here counted by a hook), not the API Session."""
+    token_session = requests.Session()
+    seen: list[str] = []
+    token_session.hooks["response"].append(lambda r, **kw: seen.append(r.url))
+    api = requests.Session()
+    api.hooks["response"].append(lambda r, **kw: seen.append("api:" + r.url))
+    api.auth = make_auth(session=token_session)
+    api.get(server.resource_url)
+    assert seen == [server.token_url, "api:" + server.resource_url]
+
+
+def test_fetch_token_and_invalidate(make_auth: MakeAuth, server: OAuthTestServer) -> None:
+    """fetch_token always fetches; invalidate makes the next request fetch."""
+    auth = make_auth()
+    first = auth.fetch_token()
+    second = auth.fetch_token()
+    assert first is not second
+    assert auth.token is second
+    auth.invalidate()
+    assert getattr(auth, "token") is None  # noqa: B009 - a call, so narrowing does not stick
+    requests.get(server.resource_url, auth=auth, timeout=5)
+    assert server.token_requests == 3
+
+
+def test_token_error_surfaces_from_the_api_call(make_auth: MakeAuth) -> None:
+    """A refused token request raises our error from session.get, as a RequestException."""
+    with pytest.raises(requests.RequestException) as caught:
+        requests.get("http://127.0.0.1:1/", auth=make_auth(client_secret="wrong"), timeout=5)
+    assert isinstance(caught.value, InvalidClientError)
+
+
+def test_repr_shows_configuration_not_secrets(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """repr names URL, client id, scope and method; never the secret or the token."""
+    auth = make_auth(scope="read")
+    token = auth.fetch_token()
+    text = repr(auth)
+    assert server.token_url in text and CLIENT_ID in text and "'read'" in text
+    assert "client_secret_basic" in text
+    assert CLIENT_SECRET not in text and token.access_token not in text
+
+
+def test_plain_http_to_a_remote_host_is_refused(make_auth: MakeAuth) -> None:
+    """The token is never attached to http:// for a non-loopback host."""
+    with pytest.raises(InsecureTransportError, match="plain http"):
+        requests.get("http://example.invalid/api", auth=make_auth(), timeout=5)
+
+
+def test_insecure_token_url_is_refused_at_construction() -> None:
+    """An http:// token URL on a remote host raises unless explicitly allowed."""
+    with pytest.raises(InsecureTransportError, match="token_url"):
+        ClientCredentialsAuth("http://as.example.com/token", "id", "secret")
+    ClientCredentialsAuth("http://as.example.com/token", "id", "secret",
+                          insecure_allow_http=True)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.5.6.7", "localhost", "[::1]"])
+def test_loopback_http_is_allowed(host: str) -> None:
+    """Loopback hosts may use plain http for both the token URL and the API."""
+    ClientCredentialsAuth(f"http://{host}:8080/token", "id", "secret")
+
+
+def test_allowed_origins_limit_where_the_token_goes(
+    make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
+) -> None:
+    """With allowed_origins, other origins get no token (and no token is fetched for them)."""
+    session.auth = make_auth(allowed_origins=[f"http://localhost:{server.port}"])
+    response = session.get(server.resource_url)  # 127.0.0.1 is not in the list
+    assert response.status_code == 401 and "Authorization" not in response.request.headers
+    assert server.token_requests == 0
+    allowed = session.get(f"http://localhost:{server.port}/resource")
+    assert allowed.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"token_url": "ftp://x/token"}, "token_url"),
+        ({"token_url": None}, "token_url"),
+        ({"client_id": ""}, "client_id"),
+        ({"leeway": -1}, "leeway"),
+        ({"leeway": "30"}, "leeway"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"default_lifetime": 0}, "default_lifetime"),
+        ({"retries": -1}, "retries"),
+        ({"session": "not a session"}, "session"),
+        ({"allowed_origins": ["not a url"]}, "allowed_origins"),
+        ({"auth_method": "private_key_magic"}, "auth_method"),
+    ],
+)
+def test_bad_arguments_are_configuration_errors(
+    make_auth: MakeAuth, kwargs: dict[str, object], message: str
+) -> None:
+    """Each bad argument raises ConfigurationError (also a ValueError) naming it."""
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        make_auth(**kwargs)
+    assert isinstance(caught.value, ValueError)
+    assert CLIENT_SECRET not in str(caught.value)

@@ -1,0 +1,61 @@
+"""The Token value and its expiry arithmetic."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from requests_oauthcc import Token
+
+
+def test_authorization_header_is_always_bearer() -> None:
+    """The header uses the canonical 'Bearer' whatever case the server used."""
+    token = Token("abc", token_type="bearer")
+    assert token.authorization == "Bearer abc"
+
+
+def test_repr_hides_the_access_token_and_raw_fields() -> None:
+    """repr shows type, scope and times but never the token or raw response fields."""
+    token = Token("s3cr3t-token", scope="read", raw={"refresh_token": "r3fr3sh"})
+    text = repr(token)
+    assert "s3cr3t-token" not in text and "r3fr3sh" not in text
+    assert "scope='read'" in text
+
+
+def test_token_is_immutable_and_replace_keeps_header_in_step() -> None:
+    """Tokens are frozen; dataclasses.replace builds a new one with its own header."""
+    token = Token("one")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.access_token = "two"  # type: ignore[misc]
+    assert dataclasses.replace(token, access_token="two").authorization == "Bearer two"
+
+
+def test_refresh_at_uses_the_leeway_for_long_lived_tokens() -> None:
+    """A one-hour token is refreshed `leeway` seconds before expiry."""
+    token = Token("t", issued_at=100.0, expires_at=3700.0)
+    assert token.refresh_at(30.0) == 3670.0
+    assert token.lifetime == 3600.0
+
+
+def test_refresh_at_keeps_short_tokens_for_half_their_life() -> None:
+    """A token shorter-lived than the leeway is reused for half its life, not refetched."""
+    token = Token("t", issued_at=100.0, expires_at=110.0)
+    assert token.refresh_at(30.0) == 105.0
+
+
+def test_token_without_expiry_never_needs_refresh() -> None:
+    """Unknown lifetime means: use until the server rejects it."""
+    token = Token("t", issued_at=5.0)
+    assert token.refresh_at(30.0) == math.inf
+    assert not token.is_expired(1e12)
+    assert token.expires_in(10.0) is None
+
+
+def test_expiry_checks() -> None:
+    """is_expired and expires_in read the token's absolute expiry."""
+    token = Token("t", issued_at=0.0, expires_at=60.0)
+    assert token.expires_in(20.0) == 40.0
+    assert not token.is_expired(59.9)
+    assert token.is_expired(60.0)
