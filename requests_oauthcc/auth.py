@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import requests
 from requests.cookies import extract_cookies_to_jar
+from requests.exceptions import UnrewindableBodyError
+from requests.utils import rewind_body
 
 from ._urls import is_plain_http_to_remote, origin
 from .cache import TokenHolder
@@ -31,13 +33,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LEEWAY: Final = 30.0
 DEFAULT_TIMEOUT: Final = 10.0
-
-
-class _Unreplayable:
-    """Marks a request body that cannot be sent a second time."""
-
-
-_UNREPLAYABLE: Final = _Unreplayable()
 
 
 class ClientCredentialsAuth(requests.auth.AuthBase):
@@ -130,6 +125,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             None if allowed_origins is None else _check_origins(allowed_origins)
         )
         self._allow_http = bool(insecure_allow_http)
+        self._hook = partial(self._retry_on_401, None)
 
     # -- public API -------------------------------------------------------------------
 
@@ -162,43 +158,47 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     # -- requests hooks ---------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        # The per-request path: no lock, no I/O, no logging, no allocation but the header.
         url = r.url or ""
-        if self._allowed_origins is not None and origin(url) not in self._allowed_origins:
+        if (self._allowed_origins is not None or url[:8] != "https://") and not self._may_attach(
+            url
+        ):
             return r
-        if url[:8] != "https://" and not self._allow_http and is_plain_http_to_remote(url):
+        current = self._holder.current
+        if current is None or self._clock() >= current[1]:  # noqa: SIM108 - fastest form
+            token = self._holder.get()
+        else:
+            token = current[0]
+        r.headers["Authorization"] = token.authorization
+        hook = self._hook
+        if hook.args[0] is not token:  # one hook per token, built once, not per request
+            hook = self._hook = partial(self._retry_on_401, token)
+        r.hooks["response"].append(hook)
+        return r
+
+    def _may_attach(self, url: str) -> bool:
+        """Whether the token may go to ``url``: allowed origin, and not plain http afar."""
+        if self._allowed_origins is not None and origin(url) not in self._allowed_origins:
+            return False
+        if not self._allow_http and is_plain_http_to_remote(url):
             raise InsecureTransportError(
                 f"refusing to send a bearer token over plain http to {origin(url)}: use "
                 "https (or insecure_allow_http=True, for test rigs only)"
             )
-        current = self._holder.current
-        if current is not None and self._clock() < current[1]:
-            token = current[0]
-        else:
-            token = self._holder.get()
-        r.headers["Authorization"] = token.authorization
-        body: Any = r.body  # typed bytes | str | None, but files and generators are sent too
-        position: int | _Unreplayable | None = None
-        if body is not None and not isinstance(body, (bytes, str)):
-            position = _body_position(body)
-        r.hooks["response"].append(partial(self._retry_on_401, token, position))
-        return r
+        return True
 
     def _retry_on_401(
-        self,
-        token: Token,
-        position: int | _Unreplayable | None,
-        r: requests.Response,
-        **kwargs: Any,
+        self, token: Token | None, r: requests.Response, **kwargs: Any
     ) -> requests.Response:
         """Response hook: on a 401 to our token, resend once with a new token."""
-        if r.status_code != 401:
+        if r.status_code != 401 or token is None:
             return r
         request = r.request
         if request.headers.get("Authorization") != token.authorization:
             logger.debug("401 from %s to a request without our token: not retried", request.url)
             return r
         connection = getattr(r, "connection", None)
-        if position is _UNREPLAYABLE or connection is None or not _rewind(request, position):
+        if connection is None or not _rewind(request):
             logger.debug(
                 "401 from %s: body cannot be sent again; token dropped, 401 returned",
                 request.url,
@@ -219,21 +219,19 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return retried
 
 
-def _body_position(body: Any) -> int | _Unreplayable:
-    """Where a file-like body starts, to rewind it for a resend; unreplayable otherwise."""
-    try:
-        position = body.tell()
-    except (AttributeError, OSError, ValueError):
-        return _UNREPLAYABLE
-    return position if isinstance(position, int) else _UNREPLAYABLE
+def _rewind(request: requests.PreparedRequest) -> bool:
+    """Make the body ready to be sent again; ``False`` if it cannot be.
 
-
-def _rewind(request: requests.PreparedRequest, position: int | _Unreplayable | None) -> bool:
-    if position is None:
+    Bytes and text bodies are sent again as they are. A file-like body is rewound to
+    the position requests recorded when it prepared the request (``rewind_body``); a
+    generator, or a stream whose position could not be read, cannot be replayed.
+    """
+    body: Any = request.body  # typed bytes | str | None, but files and generators are sent too
+    if body is None or isinstance(body, (bytes, str)):
         return True
     try:
-        request.body.seek(position)  # type: ignore[union-attr]
-    except (AttributeError, OSError, ValueError):
+        rewind_body(request)
+    except (UnrewindableBodyError, OSError, ValueError):
         return False
     return True
 
