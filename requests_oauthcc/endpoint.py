@@ -109,9 +109,10 @@ class TokenEndpoint:
             return token
 
     def _retry_delay(self, exc: TokenEndpointError, attempt: int, started: float) -> float | None:
-        transient = isinstance(exc, TokenEndpointConnectionError) or (
-            exc.status_code in self.retry.statuses
-        )
+        transient = (
+            isinstance(exc, TokenEndpointConnectionError)
+            and not isinstance(exc.__cause__, requests.exceptions.SSLError)  # won't heal
+        ) or exc.status_code in self.retry.statuses
         if not transient:
             return None
         response = exc.response
@@ -131,6 +132,9 @@ class TokenEndpoint:
                 self.token_url, data=form, headers={"Accept": "application/json"},
                 auth=_HeaderAuth(parts.headers), timeout=self.timeout,
                 allow_redirects=False, stream=True,
+                # Passed explicitly: requests lets REQUESTS_CA_BUNDLE override a Session's
+                # own verify setting otherwise (psf/requests#3829).
+                verify=self.session.verify,
             )
         except requests.RequestException as exc:
             if isinstance(exc.request, requests.PreparedRequest):

@@ -28,6 +28,7 @@ import binascii
 import hashlib
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -79,6 +80,9 @@ class OAuthTestServer:
     ``expires_in`` out. ``allowed_scopes``: when given, other scopes get ``invalid_scope``.
     ``granted_scope``: when given, the scope granted whatever was asked.
     ``expires_in_as_string`` and ``token_type`` shape the token response.
+    ``certfile``/``keyfile``: serve https with this certificate chain and key (PEM paths).
+    ``client_ca``: with https, ask clients for a certificate issued by this CA (PEM path);
+    the verified certificate's subject is then visible to the handler.
     """
 
     def __init__(
@@ -91,6 +95,9 @@ class OAuthTestServer:
         expires_in_as_string: bool = False,
         token_type: str = "Bearer",
         host: str = "127.0.0.1",
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        client_ca: str | None = None,
     ) -> None:
         self.clients: dict[str, str] = dict(clients or {"test-client": "test-secret"})
         self.token_lifetime = token_lifetime
@@ -99,6 +106,7 @@ class OAuthTestServer:
         self.expires_in_as_string = expires_in_as_string
         self.token_type = token_type
         self._host = host
+        self._tls = (certfile, keyfile, client_ca) if certfile else None
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
         self._canned: deque[CannedResponse] = deque()
@@ -106,6 +114,7 @@ class OAuthTestServer:
         self.resource_requests = 0
         self.resource_rejections = 0
         self.token_log: list[TokenRequestRecord] = []
+        self.access_tokens_issued: list[str] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -119,6 +128,14 @@ class OAuthTestServer:
             oauth = server
 
         self._httpd = _QuietServer((self._host, 0), Handler)
+        if self._tls is not None:
+            certfile, keyfile, client_ca = self._tls
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certfile, keyfile)
+            if client_ca:
+                context.load_verify_locations(client_ca)
+                context.verify_mode = ssl.CERT_OPTIONAL
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -156,7 +173,8 @@ class OAuthTestServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{self._host}:{self.port}"
 
     @property
     def issuer(self) -> str:
@@ -236,6 +254,7 @@ class OAuthTestServer:
         )
         with self._lock:
             self._tokens[access_token] = issued
+            self.access_tokens_issued.append(access_token)
         answer: dict[str, Any] = {"access_token": access_token, "token_type": self.token_type}
         if lifetime is not None:
             answer["expires_in"] = str(int(lifetime)) if self.expires_in_as_string else lifetime

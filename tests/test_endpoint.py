@@ -391,3 +391,22 @@ def test_netrc_does_not_override_client_authentication(
         make_auth(auth_method=method).fetch_token()
         assert server.token_log[-1].client_id == CLIENT_ID
         assert server.token_log[-1].auth_method == method
+
+
+def _as_body(payload: object) -> str:
+    if payload == {"access_token": "a", "expires_in": math.inf}:
+        return '{"access_token": "a", "expires_in": 1e400}'
+    if payload == {"access_token": "a", "expires_in": 10**400}:
+        return '{"access_token": "a", "expires_in": 1' + "0" * 400 + "}"
+    return json.dumps(payload)
+
+
+@pytest.mark.parametrize(("payload", "message"), MALFORMED)
+def test_malformed_responses_over_http(
+    make_auth: MakeAuth, server: OAuthTestServer, session: Any, payload: object, message: str
+) -> None:
+    """The same matrix sent by the local server ends in the same typed error, from a request."""
+    server.queue_response(200, _as_body(payload), headers={"Content-Type": "application/json"})
+    with pytest.raises(InvalidTokenResponseError, match=message) as caught:
+        session.get(server.resource_url, auth=make_auth())
+    assert caught.value.status_code == 200 and caught.value.response is not None
