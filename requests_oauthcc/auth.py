@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -19,9 +20,18 @@ from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
+from ._jwt import PrivateKeySource, load_signing_key
 from ._urls import is_plain_http_to_remote, origin
 from .cache import TokenHolder
-from .client_auth import SecretSource, make_client_auth
+from .client_auth import (
+    Cert,
+    ClientCredentials,
+    SecretSource,
+    default_auth_method,
+    make_client_auth,
+)
+from .config import environment_options
+from .discovery import DiscoveredEndpoint, Issuer
 from .endpoint import Timeout, TokenEndpoint, grant_parameters, private_session
 from .errors import ConfigurationError, InsecureTransportError
 from .retry import TokenRetry
@@ -72,7 +82,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     def __init__(
         self,
-        token_url: str,
+        token_url: str | Issuer,
         client_id: str,
         client_secret: SecretSource | None = None,
         *,
@@ -80,7 +90,12 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         audience: str | None = None,
         resource: str | Iterable[str] | None = None,
         extra_params: Mapping[str, str | Iterable[str]] | None = None,
-        auth_method: str = "client_secret_basic",
+        auth_method: str | None = None,
+        private_key: PrivateKeySource | None = None,
+        private_key_id: str | None = None,
+        signing_alg: str | None = None,
+        assertion_audience: str | None = None,
+        cert: Cert | None = None,
         leeway: float = DEFAULT_LEEWAY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         retries: int | TokenRetry | None = 3,
@@ -90,35 +105,68 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         insecure_allow_http: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        _check_url("token_url", token_url)
-        if not insecure_allow_http and is_plain_http_to_remote(token_url):
+        issuer = token_url.url if isinstance(token_url, Issuer) else None
+        url = issuer if issuer is not None else token_url
+        _check_url("issuer" if issuer is not None else "token_url", url)
+        assert isinstance(url, str)
+        if not insecure_allow_http and is_plain_http_to_remote(url):
             raise InsecureTransportError(
-                f"token_url {token_url!r} is plain http to a non-loopback host: the client "
-                "secret and the token would cross the network in the clear. Use https "
-                "(or insecure_allow_http=True, for test rigs only)"
+                f"{'issuer' if issuer else 'token_url'} {url!r} is plain http to a non-loopback "
+                "host: the client secret and the token would cross the network in the clear. "
+                "Use https (or insecure_allow_http=True, for test rigs only)"
             )
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
         if session is not None and not isinstance(session, requests.Session):
             raise ConfigurationError("session must be a requests.Session (used for token requests)")
+        token_session = session if session is not None else private_session()
+        credentials = ClientCredentials(
+            secret=client_secret,
+            key=None if private_key is None else load_signing_key(
+                private_key, private_key_id, signing_alg),
+            signing_alg=signing_alg,
+            assertion_audience=assertion_audience,
+            has_cert=bool(cert or token_session.cert),
+        )
         form = grant_parameters(
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
-        self._endpoint = TokenEndpoint(
-            token_url=token_url,
+        checked_timeout = _check_timeout(timeout)
+        endpoint_for = partial(
+            TokenEndpoint,
             client_id=client_id,
-            client_auth=make_client_auth(auth_method, client_secret),
-            session=session if session is not None else private_session(),
+            session=token_session,
             form=form,
             requested_scope=dict(form).get("scope"),
-            timeout=_check_timeout(timeout),
+            timeout=checked_timeout,
             retry=TokenRetry.from_value(retries),
             default_lifetime=_check_seconds("default_lifetime", default_lifetime, allow_none=True),
+            cert=cert,
             clock=clock,
         )
+
+        def build(endpoint_url: str, method: str) -> TokenEndpoint:
+            client_auth = make_client_auth(method, credentials)
+            return endpoint_for(token_url=endpoint_url, client_auth=client_auth)
+
+        if auth_method is not None:
+            make_client_auth(auth_method, credentials)  # configuration errors surface now
+        self._source: TokenEndpoint | DiscoveredEndpoint
+        if issuer is not None:
+            self._source = DiscoveredEndpoint(
+                issuer, session=token_session, timeout=checked_timeout,
+                credentials=credentials, auth_method=auth_method, build=build,
+                allow_http=insecure_allow_http,
+            )
+        else:
+            self._source = build(url, auth_method or default_auth_method(credentials))
+        self._client_id = client_id
+        self._requested_scope = dict(form).get("scope")
+        self._token_session = token_session
+        self._cert = cert
         self._owns_session = session is None
         self._holder = TokenHolder(
-            self._endpoint.fetch, leeway=_check_seconds("leeway", leeway), clock=clock
+            self._source.fetch, leeway=_check_seconds("leeway", leeway), clock=clock
         )
         self._clock = clock
         self._allowed_origins = (
@@ -126,6 +174,34 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._allow_http = bool(insecure_allow_http)
         self._hook = partial(self._retry_on_401, None)
+
+    @classmethod
+    def from_issuer(
+        cls, issuer: str, client_id: str, client_secret: SecretSource | None = None,
+        **options: Any,
+    ) -> ClientCredentialsAuth:
+        """An auth whose token endpoint comes from the issuer's metadata (RFC 8414 / OIDC).
+
+        The metadata is fetched on the first request (then kept); its ``issuer`` must equal
+        ``issuer``. Without ``auth_method=``, the best method the server lists in
+        ``token_endpoint_auth_methods_supported`` that the credentials allow is used.
+        ``options`` are the constructor's keyword options.
+        """
+        return cls(Issuer(issuer), client_id, client_secret, **options)
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "OAUTH_", *, environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> ClientCredentialsAuth:
+        """An auth configured from environment variables (``options`` take precedence).
+
+        Reads ``{prefix}TOKEN_URL`` or ``{prefix}ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET`` or
+        ``CLIENT_SECRET_FILE`` (re-read at each token request), ``PRIVATE_KEY_FILE``,
+        ``SCOPE``, ``AUDIENCE``, ``RESOURCE`` (space-separated URIs) and ``AUTH_METHOD``.
+        """
+        return cls(**environment_options(prefix, os.environ if environ is None else environ,
+                                         options))
 
     # -- public API -------------------------------------------------------------------
 
@@ -142,17 +218,34 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """Forget the current token: the next request fetches a new one."""
         self._holder.invalidate()
 
+    def make_session(self) -> requests.Session:
+        """A new Session with this auth mounted and the same client certificate.
+
+        With the mTLS methods, tokens are certificate-bound (RFC 8705 §3): the API must be
+        called with the certificate used for the token request, which this Session does.
+        """
+        api = requests.Session()
+        api.auth = self
+        cert = self._cert or self._token_session.cert
+        if cert:
+            api.cert = cert
+        return api
+
     def close(self) -> None:
         """Close the private token Session (a Session passed as ``session=`` is left open)."""
         if self._owns_session:
-            self._endpoint.session.close()
+            self._token_session.close()
 
     def __repr__(self) -> str:
-        endpoint = self._endpoint
+        source = self._source
+        endpoint = source if isinstance(source, TokenEndpoint) else source.endpoint
+        where = (f"token_url={endpoint.token_url!r}" if endpoint is not None
+                 else f"issuer={source.issuer!r}" if isinstance(source, DiscoveredEndpoint)
+                 else "")
+        method = endpoint.client_auth.name if endpoint is not None else "(discovered)"
         return (
-            f"{type(self).__name__}(token_url={endpoint.token_url!r}, "
-            f"client_id={endpoint.client_id!r}, scope={endpoint.requested_scope!r}, "
-            f"auth_method={endpoint.client_auth.name!r})"
+            f"{type(self).__name__}({where}, client_id={self._client_id!r}, "
+            f"scope={self._requested_scope!r}, auth_method={method!r})"
         )
 
     # -- requests hooks ---------------------------------------------------------------

@@ -9,25 +9,42 @@ Names are those of the IANA "OAuth Token Endpoint Authentication Methods" regist
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol
 from urllib.parse import quote_plus
 
+from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
 
 __all__ = [
+    "AUTH_METHODS",
+    "Cert",
     "ClientAuthMethod",
     "ClientAuthParts",
+    "ClientCredentials",
     "ClientSecretBasic",
+    "ClientSecretJWT",
     "ClientSecretPost",
+    "PrivateKeyJWT",
+    "SecretFile",
     "SecretSource",
+    "SelfSignedTLSClientAuth",
+    "TLSClientAuth",
+    "default_auth_method",
     "make_client_auth",
     "resolve_secret",
 ]
 
 SecretSource = str | Callable[[], str]
 """A client secret, or a zero-argument callable returning it (read at each token request)."""
+
+Cert = str | tuple[str, str]
+"""A client certificate as requests takes it: a PEM path, or a ``(cert, key)`` pair."""
+
+DEFAULT_ASSERTION_LIFETIME = 60.0
 
 
 @dataclass(frozen=True)
@@ -102,27 +119,178 @@ class ClientSecretPost:
         )
 
 
-_SECRET_METHODS: dict[str, Callable[[SecretSource], ClientAuthMethod]] = {
-    ClientSecretBasic.name: ClientSecretBasic,
-    ClientSecretPost.name: ClientSecretPost,
-}
+@dataclass(frozen=True)
+class PrivateKeyJWT:
+    """``private_key_jwt`` (RFC 7523 §2.2): an assertion signed with the client's private key.
+
+    Claims: ``iss`` = ``sub`` = client id, ``aud`` = ``assertion_audience`` or the token
+    URL, a unique ``jti``, ``iat`` and a short ``exp``; header ``kid`` when known. A fresh
+    assertion is signed for every token request.
+    """
+
+    name: ClassVar[str] = "private_key_jwt"
+    key: SigningKey = field(repr=False)
+    assertion_audience: str | None = None
+    assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
+
+    @property
+    def alg(self) -> str:
+        return self.key.alg
+
+    def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        assertion = sign_assertion(
+            self.key, client_id=client_id, audience=self.assertion_audience or token_url,
+            lifetime=self.assertion_lifetime,
+        )
+        return _assertion_parts(client_id, assertion)
 
 
-def make_client_auth(auth_method: str, client_secret: SecretSource | None) -> ClientAuthMethod:
-    """The client authentication method named ``auth_method``, set up with its credentials."""
+@dataclass(frozen=True)
+class ClientSecretJWT:
+    """``client_secret_jwt``: the same assertion, signed with HMAC keyed by the secret."""
+
+    name: ClassVar[str] = "client_secret_jwt"
+    secret: SecretSource = field(repr=False)
+    alg: str = "HS256"
+    assertion_audience: str | None = None
+    assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
+
+    def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        secret = resolve_secret(self.secret)
+        assertion = sign_assertion(
+            SigningKey(secret.encode("utf-8"), self.alg), client_id=client_id,
+            audience=self.assertion_audience or token_url, lifetime=self.assertion_lifetime,
+        )
+        parts = _assertion_parts(client_id, assertion)
+        return ClientAuthParts(form=parts.form, secrets=(secret, assertion))
+
+
+def _assertion_parts(client_id: str, assertion: str) -> ClientAuthParts:
+    return ClientAuthParts(
+        form=(
+            ("client_id", client_id),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+        ),
+        secrets=(assertion,),
+    )
+
+
+@dataclass(frozen=True)
+class TLSClientAuth:
+    """``tls_client_auth`` (RFC 8705 §2.1): a PKI client certificate authenticates the client.
+
+    Only ``client_id`` goes in the form; the certificate is presented in the TLS handshake
+    (the token Session's ``cert`` or the ``cert=`` shortcut).
+    """
+
+    name: ClassVar[str] = "tls_client_auth"
+
+    def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        return ClientAuthParts(form=(("client_id", client_id),))
+
+
+@dataclass(frozen=True)
+class SelfSignedTLSClientAuth(TLSClientAuth):
+    """``self_signed_tls_client_auth`` (RFC 8705 §2.2): a registered self-signed certificate."""
+
+    name: ClassVar[str] = "self_signed_tls_client_auth"
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """What the client may prove itself with; the auth method is chosen to fit.
+
+    ``secret``: a client secret (or a callable returning it). ``key``: a loaded signing
+    key. ``cert``: whether a client certificate is available to the token requests.
+    """
+
+    secret: SecretSource | None = field(default=None, repr=False)
+    key: SigningKey | None = field(default=None, repr=False)
+    signing_alg: str | None = None
+    assertion_audience: str | None = None
+    has_cert: bool = False
+
+
+def default_auth_method(credentials: ClientCredentials) -> str:
+    """The method for ``auth_method=None``: key, then secret, then certificate."""
+    if credentials.key is not None:
+        return "private_key_jwt"
+    if credentials.secret is not None or not credentials.has_cert:
+        return "client_secret_basic"
+    return "tls_client_auth"
+
+
+class SecretFile:
+    """A client secret read from a file at each token request (so rotation is picked up).
+
+    Surrounding whitespace (the usual trailing newline) is stripped. Callable, as
+    ``client_secret=`` accepts; ``repr`` shows the path, never the content.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __call__(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"client secret file {str(self.path)!r} could not be read: {exc.strerror}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"SecretFile({str(self.path)!r})"
+
+
+AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+)
+
+
+def make_client_auth(auth_method: str, credentials: ClientCredentials) -> ClientAuthMethod:
+    """The method named ``auth_method`` (RFC 7591 registry name), set up with ``credentials``."""
     if auth_method == "none":
         raise ConfigurationError(
             "auth_method='none' is not allowed: the client credentials grant needs an "
-            "authenticated (confidential) client; use client_secret_basic or client_secret_post"
+            "authenticated (confidential) client"
         )
-    factory = _SECRET_METHODS.get(auth_method)
-    if factory is None:
-        known = ", ".join(sorted(_SECRET_METHODS))
-        raise ConfigurationError(f"unknown auth_method {auth_method!r}; use one of: {known}")
-    if client_secret is None:
+    if auth_method not in AUTH_METHODS:
+        raise ConfigurationError(
+            f"unknown auth_method {auth_method!r}; use one of: {', '.join(AUTH_METHODS)}"
+        )
+    if auth_method == "private_key_jwt":
+        if credentials.key is None:
+            raise ConfigurationError("auth_method='private_key_jwt' needs private_key=")
+        return PrivateKeyJWT(credentials.key, credentials.assertion_audience)
+    if auth_method in ("tls_client_auth", "self_signed_tls_client_auth"):
+        if not credentials.has_cert:
+            raise ConfigurationError(
+                f"auth_method={auth_method!r} needs a client certificate: pass cert=, or a "
+                "session= whose cert is set"
+            )
+        return TLSClientAuth() if auth_method == "tls_client_auth" else SelfSignedTLSClientAuth()
+    secret = credentials.secret
+    if secret is None:
         raise ConfigurationError(f"auth_method={auth_method!r} needs a client_secret")
-    if not (callable(client_secret) or isinstance(client_secret, str)) or client_secret == "":
+    if not (callable(secret) or isinstance(secret, str)) or secret == "":
         raise ConfigurationError(
             "client_secret must be a non-empty str or a zero-argument callable returning one"
         )
-    return factory(client_secret)
+    if auth_method == "client_secret_jwt":
+        require_pyjwt()
+        alg = credentials.signing_alg or "HS256"
+        if alg not in HMAC_ALGS:
+            raise ConfigurationError(
+                f"signing_alg {alg!r} does not fit client_secret_jwt; use one of: "
+                f"{', '.join(HMAC_ALGS)}"
+            )
+        return ClientSecretJWT(secret, alg, credentials.assertion_audience)
+    if auth_method == "client_secret_post":
+        return ClientSecretPost(secret)
+    return ClientSecretBasic(secret)

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from .client_auth import ClientAuthMethod
+from .client_auth import Cert, ClientAuthMethod
 from .errors import (
     ConfigurationError,
     InvalidTokenResponseError,
@@ -78,6 +78,7 @@ class TokenEndpoint:
     timeout: Timeout = 10.0
     retry: TokenRetry = field(default_factory=TokenRetry)
     default_lifetime: float | None = None
+    cert: Cert | None = field(default=None, repr=False)
     max_body_bytes: int = MAX_BODY_BYTES
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
@@ -135,6 +136,7 @@ class TokenEndpoint:
                 # Passed explicitly: requests lets REQUESTS_CA_BUNDLE override a Session's
                 # own verify setting otherwise (psf/requests#3829).
                 verify=self.session.verify,
+                cert=self.cert,
             )
         except requests.RequestException as exc:
             if isinstance(exc.request, requests.PreparedRequest):
@@ -146,37 +148,8 @@ class TokenEndpoint:
             ) from exc
         with response:
             response.request = _scrubbed(response.request, form)
-            body = self._read_body(response)
+            body = read_capped(response, self.max_body_bytes, self.token_url)
         return self._interpret(response, body, redact, issued_at)
-
-    def _read_body(self, response: requests.Response) -> bytes:
-        declared = response.headers.get("Content-Length", "")
-        too_big = declared.isdigit() and int(declared) > self.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            if not too_big:
-                for chunk in response.iter_content(64 * 1024):
-                    size += len(chunk)
-                    if size > self.max_body_bytes:
-                        too_big = True
-                        break
-                    chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise TokenEndpointConnectionError(
-                f"the token endpoint {self.token_url} broke off its answer: {type(exc).__name__}",
-                token_url=self.token_url, status_code=response.status_code,
-            ) from exc
-        if too_big:
-            raise InvalidTokenResponseError(
-                f"the token endpoint {self.token_url} answered {response.status_code} with a "
-                f"body over {self.max_body_bytes} bytes; refused",
-                token_url=self.token_url, status_code=response.status_code,
-            )
-        body = b"".join(chunks)
-        # Keep the bytes on the response we hand out with errors, so .text/.json() work.
-        response._content = body
-        return body
 
     def _interpret(
         self, response: requests.Response, body: bytes, redact: _Redactor, issued_at: float
@@ -210,6 +183,36 @@ class TokenEndpoint:
             payload, issued_at=issued_at, requested_scope=self.requested_scope,
             default_lifetime=self.default_lifetime, token_url=self.token_url, response=response,
         )
+
+
+def read_capped(response: requests.Response, limit: int, url: str) -> bytes:
+    """The body of a streamed response, refusing more than ``limit`` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    too_big = declared.isdigit() and int(declared) > limit
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        if not too_big:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    too_big = True
+                    break
+                chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise TokenEndpointConnectionError(
+            f"{url} broke off its answer: {type(exc).__name__}",
+            token_url=url, status_code=response.status_code,
+        ) from exc
+    if too_big:
+        raise InvalidTokenResponseError(
+            f"{url} answered {response.status_code} with a body over {limit} bytes; refused",
+            token_url=url, status_code=response.status_code,
+        )
+    body = b"".join(chunks)
+    # Keep the bytes on the response handed out with errors, so .text and .json() work.
+    response._content = body
+    return body
 
 
 def grant_parameters(

@@ -6,6 +6,7 @@
      └── OAuthError
           ├── ConfigurationError            (also a ValueError) bad arguments, missing extra
           ├── InsecureTransportError        a token would travel in the clear
+          ├── DiscoveryError                server metadata missing, unreadable or mismatched
           └── TokenEndpointError            the token endpoint gave no token
                ├── TokenEndpointConnectionError  (also a requests.ConnectionError) unreachable
                ├── TokenError               an RFC 6749 §5.2 error response
@@ -24,6 +25,7 @@ import requests
 
 __all__ = [
     "ConfigurationError",
+    "DiscoveryError",
     "InsecureTransportError",
     "InvalidClientError",
     "InvalidGrantError",
@@ -55,6 +57,21 @@ class ConfigurationError(OAuthError, ValueError):
 
 class InsecureTransportError(OAuthError):
     """A token or a secret would have been sent over plain HTTP to a non-loopback host."""
+
+
+class DiscoveryError(OAuthError):
+    """The authorization server's metadata (RFC 8414 / OpenID Connect discovery) is unusable.
+
+    Not found, not JSON, an ``issuer`` different from the one asked for, no
+    ``token_endpoint``, or no client authentication method that fits the credentials.
+    ``issuer`` is the issuer asked for; ``response`` the last metadata response, if any.
+    """
+
+    def __init__(
+        self, message: str, *, issuer: str, response: requests.Response | None = None
+    ) -> None:
+        super().__init__(message, response=response)
+        self.issuer = issuer
 
 
 class TokenEndpointError(OAuthError):

@@ -12,14 +12,20 @@ import requests
 from requests_oauthcc import ClientCredentialsAuth, ConfigurationError
 from requests_oauthcc.client_auth import (
     ClientAuthMethod,
+    ClientCredentials,
     ClientSecretBasic,
     ClientSecretPost,
+    SecretSource,
     make_client_auth,
 )
 from requests_oauthcc.testing import OAuthTestServer
 
 SECRET = "s3cret-Value-9"
-SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_METHODS = ["client_secret_basic", "client_secret_post", "client_secret_jwt"]
+
+
+def secret_method(name: str, secret: SecretSource | None) -> ClientAuthMethod:
+    return make_client_auth(name, ClientCredentials(secret=secret))
 AWKWARD = [
     ("plain-id", "plain-secret"),
     ("id:with:colons", "secret:with:colons"),
@@ -34,7 +40,7 @@ AWKWARD = [
 @pytest.mark.parametrize("name", SECRET_METHODS)
 def test_every_method_has_a_secret_free_repr(name: str) -> None:
     """repr of a configured method never shows the secret."""
-    method = make_client_auth(name, SECRET)
+    method = secret_method(name, SECRET)
     assert SECRET not in repr(method)
     assert method.name == name
 
@@ -42,7 +48,7 @@ def test_every_method_has_a_secret_free_repr(name: str) -> None:
 @pytest.mark.parametrize("name", SECRET_METHODS)
 def test_every_method_lists_what_it_sends_as_secret(name: str) -> None:
     """The parts name the secret so errors can redact anything echoed back."""
-    parts = make_client_auth(name, SECRET).authenticate("client", "https://as/token")
+    parts = secret_method(name, SECRET).authenticate("client", "https://as/token")
     assert SECRET in parts.secrets
     assert SECRET not in repr(parts)
 
@@ -51,7 +57,7 @@ def test_every_method_lists_what_it_sends_as_secret(name: str) -> None:
 def test_callable_secret_is_read_at_each_request(name: str) -> None:
     """A callable secret is called per token request, so rotation is picked up."""
     values = iter(["first-secret", "second-secret"])
-    method = make_client_auth(name, lambda: next(values))
+    method = secret_method(name, lambda: next(values))
     first = method.authenticate("c", "https://as/token").secrets
     second = method.authenticate("c", "https://as/token").secrets
     assert "first-secret" in first and "second-secret" in second
@@ -62,13 +68,13 @@ def test_callable_secret_is_read_at_each_request(name: str) -> None:
 def test_bad_secrets_are_refused_with_a_clear_error(name: str, bad: object) -> None:
     """A missing, empty or non-string secret is a ConfigurationError naming client_secret."""
     with pytest.raises(ConfigurationError, match="client_secret"):
-        make_client_auth(name, bad)  # type: ignore[arg-type]
+        secret_method(name, bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", SECRET_METHODS)
 def test_callable_returning_garbage_is_refused_at_request_time(name: str) -> None:
     """A callable that returns a non-string gives a typed error, not a TypeError."""
-    method = make_client_auth(name, lambda: None)  # type: ignore[arg-type]
+    method = secret_method(name, lambda: None)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="client_secret"):
         method.authenticate("c", "https://as/token")
 
@@ -76,9 +82,9 @@ def test_callable_returning_garbage_is_refused_at_request_time(name: str) -> Non
 def test_unknown_and_none_methods_are_refused() -> None:
     """'none' cannot authenticate this grant; unknown names list the known ones."""
     with pytest.raises(ConfigurationError, match="confidential"):
-        make_client_auth("none", SECRET)
+        secret_method("none", SECRET)
     with pytest.raises(ConfigurationError, match="client_secret_basic"):
-        make_client_auth("client_secret_magic", SECRET)
+        secret_method("client_secret_magic", SECRET)
 
 
 @pytest.mark.parametrize(("client_id", "secret"), AWKWARD)
@@ -126,4 +132,4 @@ def test_wrong_secret_is_rejected_by_the_server(
 def test_methods_satisfy_the_protocol() -> None:
     """Both built-in methods are ClientAuthMethod values (static check, run at import)."""
     methods: list[ClientAuthMethod] = [ClientSecretBasic(SECRET), ClientSecretPost(SECRET)]
-    assert [m.name for m in methods] == SECRET_METHODS
+    assert [m.name for m in methods] == SECRET_METHODS[:2]

@@ -1,4 +1,4 @@
-"""A local OAuth 2.0 authorization server and protected resource, for tests and the demo.
+"""The local OAuth 2.0 authorization server and protected resource.
 
 Stdlib only, on 127.0.0.1 with a free port, one thread per connection::
 
@@ -23,8 +23,6 @@ requests: error statuses, malformed bodies, delays), counters and a log of token
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import secrets
@@ -37,7 +35,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from .clients import ClientRegistry, OAuthFailure, authenticate_client
 
 __all__ = ["CannedResponse", "IssuedToken", "OAuthTestServer", "TokenRequestRecord"]
 
@@ -83,6 +83,12 @@ class OAuthTestServer:
     ``certfile``/``keyfile``: serve https with this certificate chain and key (PEM paths).
     ``client_ca``: with https, ask clients for a certificate issued by this CA (PEM path);
     the verified certificate's subject is then visible to the handler.
+    ``client_keys``: client id -> public key (PEM or JWK dict) for ``private_key_jwt``;
+    ``client_secret_jwt`` uses the secret in ``clients``.
+    ``tls_clients``: client id -> certificate subject CN for the mTLS methods.
+    ``issuer_path``: a path for the issuer (``https://host:port/tenant``).
+    ``metadata``: ``"rfc8414"``, ``"oidc"`` or ``None``: which well-known document is served.
+    ``metadata_overrides``: fields replacing those of the metadata document.
     """
 
     def __init__(
@@ -98,8 +104,21 @@ class OAuthTestServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         client_ca: str | None = None,
+        client_keys: Mapping[str, Any] | None = None,
+        tls_clients: Mapping[str, str] | None = None,
+        issuer_path: str = "",
+        metadata: str | None = "rfc8414",
+        metadata_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self.clients: dict[str, str] = dict(clients or {"test-client": "test-secret"})
+        self.registry = ClientRegistry(
+            secrets=dict(clients if clients is not None else {"test-client": "test-secret"}),
+            keys=dict(client_keys or {}),
+            certificates=dict(tls_clients or {}),
+        )
+        self.clients = self.registry.secrets
+        self.issuer_path = "/" + issuer_path.strip("/") if issuer_path.strip("/") else ""
+        self.metadata_style = metadata
+        self.metadata_overrides: dict[str, Any] = dict(metadata_overrides or {})
         self.token_lifetime = token_lifetime
         self.allowed_scopes = None if allowed_scopes is None else frozenset(allowed_scopes)
         self.granted_scope = granted_scope
@@ -178,7 +197,24 @@ class OAuthTestServer:
 
     @property
     def issuer(self) -> str:
-        return self.base_url
+        return self.base_url + self.issuer_path
+
+    def metadata_document(self) -> dict[str, Any]:
+        """The server metadata (RFC 8414) as served, overrides applied."""
+        document: dict[str, Any] = {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_url,
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "client_secret_jwt",
+                "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": [
+                "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256",
+            ],
+        }
+        document.update(self.metadata_overrides)
+        return document
 
     @property
     def token_url(self) -> str:
@@ -241,7 +277,7 @@ class OAuthTestServer:
         if self.allowed_scopes is not None and requested is not None:
             unknown = set(requested.split()) - self.allowed_scopes
             if unknown:
-                raise _OAuthFailure(400, "invalid_scope", f"scope not allowed: {sorted(unknown)}")
+                raise OAuthFailure(400, "invalid_scope", f"scope not allowed: {sorted(unknown)}")
         scope = self.granted_scope if self.granted_scope is not None else requested
         access_token = secrets.token_urlsafe(24)
         lifetime = self.token_lifetime
@@ -280,15 +316,6 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up early (timeouts, refused bodies) are part of the tests."""
-
-
-class _OAuthFailure(Exception):
-    def __init__(self, status: int, error: str, description: str, basic: bool = False) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.description = description
-        self.basic = basic
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -340,12 +367,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._resource(body)
         elif path == "/redirect":
             self._redirect()
+        elif path in self._metadata_paths():
+            self._send_json(200, self.oauth.metadata_document())
         elif path == "/unauthorized":
             self._send_json(401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"})
         else:
             self._send(404, b"not found")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _route
+
+    def _metadata_paths(self) -> tuple[str, ...]:
+        style, issuer_path = self.oauth.metadata_style, self.oauth.issuer_path
+        if style == "rfc8414":
+            return ("/.well-known/oauth-authorization-server" + issuer_path,)
+        if style == "oidc":
+            return (issuer_path + "/.well-known/openid-configuration",)
+        return ()
 
     # -- token endpoint ---------------------------------------------------------------
 
@@ -358,16 +395,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if self.command != "POST":
-                raise _OAuthFailure(400, "invalid_request", "the token endpoint takes POST")
+                raise OAuthFailure(400, "invalid_request", "the token endpoint takes POST")
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
             client_id, method = self._authenticate_client(form)
             self.oauth.token_log.append(
                 TokenRequestRecord(form, client_id, method, dict(self.headers.items()))
             )
             if form.get("grant_type") != ["client_credentials"]:
-                raise _OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
+                raise OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
             self._send_json(200, self.oauth._issue(client_id, form))
-        except _OAuthFailure as failure:
+        except OAuthFailure as failure:
             headers = {"WWW-Authenticate": 'Basic realm="token"'} if failure.basic else {}
             self._send_json(
                 failure.status,
@@ -376,31 +413,11 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
-        header = self.headers.get("Authorization", "")
-        posted = "client_secret" in form
-        if header.lower().startswith("basic "):
-            if posted:
-                raise _OAuthFailure(400, "invalid_request", "more than one client authentication")
-            try:
-                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("ascii")
-            except (binascii.Error, UnicodeDecodeError) as exc:
-                raise _OAuthFailure(401, "invalid_client", "bad Basic header", True) from exc
-            raw_id, sep, raw_secret = decoded.partition(":")
-            if not sep:
-                raise _OAuthFailure(401, "invalid_client", "bad Basic header", True)
-            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
-            method = "client_secret_basic"
-        elif posted:
-            client_id = form.get("client_id", [""])[0]
-            secret = form["client_secret"][0]
-            method = "client_secret_post"
-        else:
-            raise _OAuthFailure(401, "invalid_client", "no client authentication", True)
-        expected = self.oauth.clients.get(client_id)
-        if expected is None or not secrets.compare_digest(expected.encode(), secret.encode()):
-            raise _OAuthFailure(401, "invalid_client", "unknown client or wrong secret",
-                                method == "client_secret_basic")
-        return client_id, method
+        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        return authenticate_client(
+            self.oauth.registry, self.headers.get("Authorization", ""), form, peer,
+            audiences=(self.oauth.token_url, self.oauth.issuer),
+        )
 
     # -- protected resource -----------------------------------------------------------
 

@@ -1,0 +1,144 @@
+"""JWT client assertions (RFC 7523 §2.2): loading signing keys and signing assertions.
+
+Needs the ``[jwt]`` extra (PyJWT with cryptography), imported only when a JWT method is
+configured, so ``import requests_oauthcc`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import ConfigurationError
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+HMAC_ALGS = ("HS256", "HS384", "HS512")
+_RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+_EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+PrivateKeySource = str | bytes | os.PathLike[str] | Mapping[str, Any]
+"""A PEM string or bytes, a path to a PEM file, or a private JWK as a dict."""
+
+
+def require_pyjwt() -> ModuleType:
+    """The ``jwt`` module, or an error saying which extra to install."""
+    try:
+        import jwt
+    except ImportError as exc:  # pragma: no cover - exercised in an environment without it
+        raise ConfigurationError(
+            "JWT client authentication needs PyJWT and cryptography: "
+            "pip install 'requests-oauthcc[jwt]'"
+        ) from exc
+    return jwt
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key ready to sign assertions, with its algorithm and key id."""
+
+    key: Any = field(repr=False)
+    alg: str
+    kid: str | None = None
+
+
+def load_signing_key(
+    private_key: PrivateKeySource, key_id: str | None = None, alg: str | None = None
+) -> SigningKey:
+    """Load ``private_key`` and pick (or check) the signing algorithm for its type."""
+    jwt = require_pyjwt()
+    if isinstance(private_key, Mapping):
+        try:
+            jwk = jwt.PyJWK(dict(private_key))
+        except (jwt.exceptions.PyJWKError, jwt.exceptions.InvalidKeyError, ValueError,
+                TypeError, KeyError) as exc:
+            raise ConfigurationError(
+                f"private_key JWK could not be loaded ({type(exc).__name__}); it must be a "
+                "private RSA, EC or OKP key in JWK form"
+            ) from None
+        key = jwk.key
+        key_id = key_id or private_key.get("kid")
+        alg = alg or private_key.get("alg")
+    else:
+        key = _load_pem(private_key)
+    return SigningKey(key=key, alg=_check_alg(key, alg), kid=key_id)
+
+
+def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, str) and "-----BEGIN" in source:
+        data = source.encode()
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"private_key file {str(path)!r} could not be read: {exc.strerror}"
+            ) from None
+    else:
+        raise ConfigurationError(
+            "private_key must be a PEM string or bytes, a path, or a JWK dict; "
+            f"got {type(source).__name__}"
+        )
+    if b"PRIVATE KEY" not in data:
+        raise ConfigurationError(
+            "private_key is not a PEM private key (a public key or certificate was given?)"
+        )
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        kind = "encrypted keys are not supported" if "password" in str(exc).lower() else (
+            "unreadable PEM")
+        raise ConfigurationError(f"private_key could not be loaded: {kind}") from None
+
+
+def _check_alg(key: Any, alg: str | None) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+    if isinstance(key, rsa.RSAPrivateKey):
+        allowed: tuple[str, ...] = _RSA_ALGS
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        curve_alg = _EC_ALGS.get(key.curve.name)
+        if curve_alg is None:
+            raise ConfigurationError(f"EC curve {key.curve.name} is not supported for JWTs")
+        allowed = (curve_alg,)
+    elif isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        allowed = ("EdDSA",)
+    else:
+        raise ConfigurationError(
+            f"private_key of type {type(key).__name__} cannot sign: give an RSA, EC or "
+            "Ed25519 private key"
+        )
+    if alg is None:
+        return allowed[0]
+    if alg not in allowed:
+        raise ConfigurationError(
+            f"signing_alg {alg!r} does not fit this key; use one of: {', '.join(allowed)}"
+        )
+    return alg
+
+
+def sign_assertion(key: SigningKey, *, client_id: str, audience: str, lifetime: float) -> str:
+    """A fresh client assertion: iss = sub = client id, unique jti, short exp."""
+    jwt = require_pyjwt()
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": secrets.token_urlsafe(24),
+        "iat": now,
+        "exp": now + max(1, int(lifetime)),
+    }
+    headers = {"kid": key.kid} if key.kid else None
+    token: str = jwt.encode(claims, key.key, algorithm=key.alg, headers=headers)
+    return token

@@ -1,0 +1,203 @@
+"""Authorization server metadata (RFC 8414, OpenID Connect Discovery 1.0).
+
+:class:`DiscoveredEndpoint` stands in for a token endpoint whose URL (and, unless given,
+client authentication method) comes from the issuer's metadata, fetched on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from ._urls import is_plain_http_to_remote
+from .client_auth import ClientCredentials
+from .endpoint import MAX_BODY_BYTES, Timeout, TokenEndpoint, read_capped
+from .errors import DiscoveryError, InsecureTransportError
+from .token import Token
+
+__all__ = [
+    "DiscoveredEndpoint",
+    "Issuer",
+    "choose_auth_method",
+    "fetch_metadata",
+    "metadata_urls",
+]
+
+logger = logging.getLogger(__name__)
+
+_TLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """An issuer URL given in place of a token URL: the token endpoint is discovered.
+
+    ``ClientCredentialsAuth(Issuer(url), ...)`` is ``ClientCredentialsAuth.from_issuer(url, ...)``.
+    """
+
+    url: str
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where the metadata of ``issuer`` may be, in the order they are tried.
+
+    RFC 8414 §3.1 inserts ``/.well-known/oauth-authorization-server`` between the host and
+    the issuer's path; OpenID Connect Discovery appends ``/.well-known/openid-configuration``
+    to the issuer (RFC 8414 §5 notes both forms).
+    """
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    rfc8414 = urlunsplit(
+        (parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", "")
+    )
+    oidc = urlunsplit(
+        (parts.scheme, parts.netloc, path + "/.well-known/openid-configuration", "", "")
+    )
+    return [rfc8414, oidc]
+
+
+def fetch_metadata(
+    issuer: str, session: requests.Session, timeout: Timeout
+) -> Mapping[str, Any]:
+    """The metadata document of ``issuer``, checked to be about that very issuer."""
+    last: requests.Response | None = None
+    for url in metadata_urls(issuer):
+        try:
+            response = session.get(
+                url, headers={"Accept": "application/json"}, timeout=timeout, stream=True,
+                verify=session.verify,
+            )
+        except requests.RequestException as exc:
+            raise DiscoveryError(
+                f"could not fetch the metadata of {issuer} from {url}: {type(exc).__name__}",
+                issuer=issuer,
+            ) from exc
+        with response:
+            body = read_capped(response, MAX_BODY_BYTES, url)
+        last = response
+        if response.status_code in (404, 405, 410):
+            continue
+        if response.status_code != 200:
+            raise DiscoveryError(
+                f"{url} answered {response.status_code}; expected the metadata of {issuer}",
+                issuer=issuer, response=response,
+            )
+        try:
+            metadata = json.loads(body)
+        except ValueError:
+            metadata = None
+        if not isinstance(metadata, dict):
+            raise DiscoveryError(f"{url} did not answer with a JSON object", issuer=issuer,
+                                 response=response)
+        if metadata.get("issuer") != issuer:
+            raise DiscoveryError(
+                f"{url} describes issuer {metadata.get('issuer')!r}, not {issuer!r}: refusing "
+                "metadata of another server (RFC 8414 §3.3)",
+                issuer=issuer, response=response,
+            )
+        logger.info("discovered the metadata of %s at %s", issuer, url)
+        return metadata
+    raise DiscoveryError(
+        f"no metadata found for {issuer} (tried {', '.join(metadata_urls(issuer))}); pass "
+        "token_url to ClientCredentialsAuth instead",
+        issuer=issuer, response=last,
+    )
+
+
+def choose_auth_method(
+    supported: Sequence[str] | None, credentials: ClientCredentials, issuer: str
+) -> str:
+    """The best method the server lists that the given credentials allow.
+
+    A key prefers ``private_key_jwt``; a secret ``client_secret_basic``, then
+    ``client_secret_post``, then ``client_secret_jwt``; a certificate the mTLS methods.
+    A server that lists nothing supports ``client_secret_basic`` (RFC 8414 §2).
+    """
+    offered = list(supported) if supported else ["client_secret_basic"]
+    wanted: list[str] = []
+    if credentials.key is not None:
+        wanted.append("private_key_jwt")
+    if credentials.secret is not None:
+        wanted += ["client_secret_basic", "client_secret_post", "client_secret_jwt"]
+    if credentials.has_cert:
+        wanted += list(_TLS_METHODS)
+    for method in wanted:
+        if method in offered:
+            return method
+    raise DiscoveryError(
+        f"{issuer} supports {', '.join(offered)} for the token endpoint, and none of them "
+        f"fits the credentials given (which allow: {', '.join(wanted) or 'nothing'})",
+        issuer=issuer,
+    )
+
+
+class DiscoveredEndpoint:
+    """A token endpoint found through the issuer's metadata on the first token request.
+
+    ``build(token_url, auth_method)`` makes the real :class:`TokenEndpoint`. A failed
+    discovery is raised and tried again at the next request; a successful one is kept.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        session: requests.Session,
+        timeout: Timeout,
+        credentials: ClientCredentials,
+        auth_method: str | None,
+        build: Callable[[str, str], TokenEndpoint],
+        allow_http: bool,
+    ) -> None:
+        self.issuer = issuer
+        self._session = session
+        self._timeout = timeout
+        self._credentials = credentials
+        self._auth_method = auth_method
+        self._build = build
+        self._allow_http = allow_http
+        self._lock = threading.Lock()
+        self.endpoint: TokenEndpoint | None = None
+
+    def fetch(self) -> Token:
+        """Discover (once), then request a token."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            with self._lock:
+                endpoint = self.endpoint = self.endpoint or self._discover()
+        return endpoint.fetch()
+
+    def _discover(self) -> TokenEndpoint:
+        metadata = fetch_metadata(self.issuer, self._session, self._timeout)
+        supported = metadata.get("token_endpoint_auth_methods_supported")
+        if supported is not None and not (
+            isinstance(supported, list) and all(isinstance(m, str) for m in supported)
+        ):
+            raise DiscoveryError(
+                "token_endpoint_auth_methods_supported is not a list of strings",
+                issuer=self.issuer,
+            )
+        method = self._auth_method or choose_auth_method(supported, self._credentials,
+                                                         self.issuer)
+        token_url = metadata.get("token_endpoint")
+        aliases = metadata.get("mtls_endpoint_aliases")
+        if method in _TLS_METHODS and isinstance(aliases, dict):
+            token_url = aliases.get("token_endpoint", token_url)
+        if not isinstance(token_url, str) or not token_url.startswith(("https://", "http://")):
+            raise DiscoveryError(
+                f"the metadata of {self.issuer} has no usable token_endpoint",
+                issuer=self.issuer,
+            )
+        if not self._allow_http and is_plain_http_to_remote(token_url):
+            raise InsecureTransportError(
+                f"the metadata of {self.issuer} names a plain-http token_endpoint {token_url!r}"
+            )
+        logger.info("using token endpoint %s with %s", token_url, method)
+        return self._build(token_url, method)
