@@ -6,8 +6,11 @@
 """
 
 from .auth import ClientCredentialsAuth
+from .client_auth import SecretFile
+from .discovery import Issuer
 from .errors import (
     ConfigurationError,
+    DiscoveryError,
     InsecureTransportError,
     InvalidClientError,
     InvalidGrantError,
@@ -30,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ClientCredentialsAuth",
     "ConfigurationError",
+    "DiscoveryError",
     "InsecureTransportError",
     "InvalidClientError",
     "InvalidGrantError",
@@ -37,7 +41,9 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTargetError",
     "InvalidTokenResponseError",
+    "Issuer",
     "OAuthError",
+    "SecretFile",
     "Token",
     "TokenEndpointConnectionError",
     "TokenEndpointError",

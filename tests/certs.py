@@ -20,6 +20,10 @@ class Pki:
     server_key: str
     client_cert: str
     client_key: str
+    self_signed_cert: str
+    self_signed_key: str
+    trust_bundle: str
+    """The CA and the self-signed client certificate: what the server trusts for clients."""
 
 
 def _name(common_name: str) -> x509.Name:
@@ -63,7 +67,18 @@ def make_pki(directory: Path) -> Pki:
 
     server_cert, server_key = leaf("localhost", True)
     client_cert, client_key = leaf("test-client", False)
+    self_key = ec.generate_private_key(ec.SECP256R1())
+    self_signed = (
+        x509.CertificateBuilder().subject_name(_name("self-signed-client"))
+        .issuer_name(_name("self-signed-client")).public_key(self_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(self_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
+    (directory / "self-signed.pem").write_bytes(self_signed.public_bytes(pem))
+    (directory / "trust.pem").write_bytes(ca.public_bytes(pem) + self_signed.public_bytes(pem))
     (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
     (directory / "server.pem").write_bytes(server_cert.public_bytes(pem))
     (directory / "client.pem").write_bytes(client_cert.public_bytes(pem))
@@ -73,4 +88,7 @@ def make_pki(directory: Path) -> Pki:
         server_key=_write_key(directory / "server.key", server_key),
         client_cert=str(directory / "client.pem"),
         client_key=_write_key(directory / "client.key", client_key),
+        self_signed_cert=str(directory / "self-signed.pem"),
+        self_signed_key=_write_key(directory / "self-signed.key", self_key),
+        trust_bundle=str(directory / "trust.pem"),
     )

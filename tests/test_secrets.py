@@ -134,3 +134,27 @@ def test_no_secret_or_token_leaks(
     forbidden += server.access_tokens_issued
     for secret in forbidden:
         assert secret not in haystack, f"{secret[:6]}... leaked in {name}"
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_assertions_never_leak(captured: Capture, registered: bool) -> None:
+    """private_key_jwt: neither the key nor any assertion sent shows in errors or logs."""
+    from .keys import rsa_pair
+
+    pair = rsa_pair()
+    keys = {CLIENT_ID: pair.public_pem} if registered else {}
+    with OAuthTestServer({}, client_keys=keys) as server:
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=pair.private_pem,
+                                     retries=0)
+        texts: list[str] = []
+        try:
+            happy_path_with_401_retry(server, auth)
+        except requests.RequestException as exc:
+            texts.extend(visible(exc))
+        assert registered or texts, "an unregistered key must fail"
+        assertions = [r.form["client_assertion"][0] for r in server.token_log]
+        tokens = server.access_tokens_issued
+    haystack = "\n".join([*texts, *captured.texts, repr(auth), repr(auth.token)])
+    assert assertions
+    for secret in [*assertions, *tokens, pair.private_pem[30:90]]:
+        assert secret not in haystack

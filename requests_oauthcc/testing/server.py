@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -54,7 +54,10 @@ class CannedResponse:
 
 @dataclass(frozen=True)
 class TokenRequestRecord:
-    """What one token request carried: its form, how the client authenticated, headers."""
+    """What one token request carried: its form, how the client authenticated, headers.
+
+    ``client_id`` and ``auth_method`` are ``None`` when the client was not authenticated.
+    """
 
     form: Mapping[str, list[str]]
     client_id: str | None
@@ -71,6 +74,8 @@ class IssuedToken:
     expires_at: float | None
     resource: tuple[str, ...] = ()
     audience: str | None = None
+    cert_thumbprint: str | None = None
+    """SHA-256 of the client certificate the token was issued over (RFC 8705 §3), if any."""
 
 
 class OAuthTestServer:
@@ -272,7 +277,9 @@ class OAuthTestServer:
             self.token_requests += 1
             return self._canned.popleft() if self._canned else None
 
-    def _issue(self, client_id: str, form: Mapping[str, list[str]]) -> dict[str, Any]:
+    def _issue(
+        self, client_id: str, form: Mapping[str, list[str]], thumbprint: str | None = None
+    ) -> dict[str, Any]:
         requested = form.get("scope", [None])[0]
         if self.allowed_scopes is not None and requested is not None:
             unknown = set(requested.split()) - self.allowed_scopes
@@ -287,6 +294,7 @@ class OAuthTestServer:
             expires_at=None if lifetime is None else time.monotonic() + lifetime,
             resource=tuple(form.get("resource", [])),
             audience=form.get("audience", [None])[0],
+            cert_thumbprint=thumbprint,
         )
         with self._lock:
             self._tokens[access_token] = issued
@@ -298,7 +306,9 @@ class OAuthTestServer:
             answer["scope"] = scope
         return answer
 
-    def _check_bearer(self, authorization: str | None) -> IssuedToken | None:
+    def _check_bearer(
+        self, authorization: str | None, thumbprint: str | None = None
+    ) -> IssuedToken | None:
         if not authorization or not authorization.startswith("Bearer "):
             return None
         with self._lock:
@@ -307,6 +317,8 @@ class OAuthTestServer:
             return None
         if issued.expires_at is not None and time.monotonic() >= issued.expires_at:
             return None
+        if issued.cert_thumbprint is not None and issued.cert_thumbprint != thumbprint:
+            return None  # a certificate-bound token presented without its certificate
         return issued
 
 
@@ -397,13 +409,17 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command != "POST":
                 raise OAuthFailure(400, "invalid_request", "the token endpoint takes POST")
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-            client_id, method = self._authenticate_client(form)
-            self.oauth.token_log.append(
-                TokenRequestRecord(form, client_id, method, dict(self.headers.items()))
-            )
+            record = TokenRequestRecord(form, None, None, dict(self.headers.items()))
+            try:
+                client_id, method = self._authenticate_client(form)
+            except OAuthFailure:  # refused requests are logged too, with no client_id
+                self.oauth.token_log.append(record)
+                raise
+            self.oauth.token_log.append(replace(record, client_id=client_id, auth_method=method))
             if form.get("grant_type") != ["client_credentials"]:
                 raise OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
-            self._send_json(200, self.oauth._issue(client_id, form))
+            bound = self._peer_thumbprint() if method == "tls_client_auth" else None
+            self._send_json(200, self.oauth._issue(client_id, form, bound))
         except OAuthFailure as failure:
             headers = {"WWW-Authenticate": 'Basic realm="token"'} if failure.basic else {}
             self._send_json(
@@ -411,6 +427,12 @@ class _Handler(BaseHTTPRequestHandler):
                 {"error": failure.error, "error_description": failure.description},
                 headers,
             )
+
+    def _peer_thumbprint(self) -> str | None:
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return None
+        der = self.connection.getpeercert(binary_form=True)
+        return hashlib.sha256(der).hexdigest() if der else None
 
     def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
         peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
@@ -424,7 +446,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _resource(self, body: bytes) -> None:
         with self.oauth._lock:
             self.oauth.resource_requests += 1
-        issued = self.oauth._check_bearer(self.headers.get("Authorization"))
+        issued = self.oauth._check_bearer(self.headers.get("Authorization"),
+                                          self._peer_thumbprint())
         if issued is None:
             with self.oauth._lock:
                 self.oauth.resource_rejections += 1

@@ -1,0 +1,220 @@
+"""from_issuer: RFC 8414 / OIDC discovery, issuer checks, method choice; from_env."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from requests_oauthcc import (
+    ClientCredentialsAuth,
+    ConfigurationError,
+    DiscoveryError,
+    InsecureTransportError,
+)
+from requests_oauthcc.client_auth import ClientCredentials
+from requests_oauthcc.discovery import choose_auth_method, metadata_urls
+from requests_oauthcc.testing import OAuthTestServer
+
+from .conftest import CLIENT_ID, CLIENT_SECRET
+from .keys import rsa_pair
+
+
+def discovery_server(**kwargs: Any) -> OAuthTestServer:
+    return OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, **kwargs).start()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[OAuthTestServer]]:
+    started: list[OAuthTestServer] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def test_metadata_urls_follow_rfc8414_and_oidc() -> None:
+    """RFC 8414 inserts the well-known segment before the path; OIDC appends it."""
+    assert metadata_urls("https://as.example") == [
+        "https://as.example/.well-known/oauth-authorization-server",
+        "https://as.example/.well-known/openid-configuration",
+    ]
+    assert metadata_urls("https://as.example/tenant/1/") == [
+        "https://as.example/.well-known/oauth-authorization-server/tenant/1",
+        "https://as.example/tenant/1/.well-known/openid-configuration",
+    ]
+
+
+@pytest.mark.parametrize("style", ["rfc8414", "oidc"])
+@pytest.mark.parametrize("path", ["", "tenant-a", "realms/x"])
+def test_from_issuer_finds_the_token_endpoint(
+    servers: list[OAuthTestServer], style: str, path: str
+) -> None:
+    """Both well-known documents, with and without an issuer path, lead to a token."""
+    server = discovery_server(metadata=style, issuer_path=path)
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    assert requests.get(server.resource_url, auth=auth, timeout=5).status_code == 200
+    assert f"token_url='{server.token_url}'" in repr(auth)
+
+
+def test_discovery_is_lazy_and_cached(servers: list[OAuthTestServer]) -> None:
+    """Nothing is fetched by the constructor; metadata is fetched once for many tokens."""
+    server = discovery_server()
+    servers.append(server)
+    seen: list[str] = []
+    token_session = requests.Session()
+    token_session.hooks["response"].append(lambda r, **kw: seen.append(r.url))
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET,
+                                             session=token_session)
+    assert seen == [] and "issuer=" in repr(auth)
+    for _ in range(3):
+        auth.fetch_token()
+    assert [u for u in seen if "well-known" in u] == [
+        server.url("/.well-known/oauth-authorization-server")]
+    assert server.token_requests == 3
+
+
+def test_issuer_mismatch_is_refused(servers: list[OAuthTestServer]) -> None:
+    """Metadata naming another issuer is a DiscoveryError; no token request is made."""
+    server = discovery_server(metadata_overrides={"issuer": "https://evil.example"})
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    with pytest.raises(DiscoveryError, match=r"evil\.example"):
+        auth.fetch_token()
+    assert server.token_requests == 0
+
+
+def test_no_metadata_is_a_discovery_error(servers: list[OAuthTestServer]) -> None:
+    """A server with no well-known document: DiscoveryError naming the URLs tried."""
+    server = discovery_server(metadata=None)
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    with pytest.raises(DiscoveryError, match="openid-configuration"):
+        auth.fetch_token()
+
+
+def test_failed_discovery_is_retried_on_the_next_request(
+    servers: list[OAuthTestServer],
+) -> None:
+    """A discovery error is not cached: once the metadata appears, the next call works."""
+    server = discovery_server(metadata=None)
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    with pytest.raises(DiscoveryError):
+        auth.fetch_token()
+    server.metadata_style = "rfc8414"
+    assert auth.fetch_token().access_token
+
+
+def test_plain_http_token_endpoint_in_metadata_is_refused(
+    servers: list[OAuthTestServer],
+) -> None:
+    """Metadata may not downgrade the token endpoint to plain http on a remote host."""
+    server = discovery_server(metadata_overrides={"token_endpoint": "http://as.example/t"})
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    with pytest.raises(InsecureTransportError):
+        auth.fetch_token()
+
+
+def test_method_choice_prefers_what_the_credentials_allow() -> None:
+    """A key picks private_key_jwt; a secret basic, then post; none fitting is an error."""
+    key = ClientCredentials(key=object())  # type: ignore[arg-type]
+    secret = ClientCredentials(secret="s")
+    both = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    assert choose_auth_method(both, key, "i") == "private_key_jwt"
+    assert choose_auth_method(both, secret, "i") == "client_secret_basic"
+    assert choose_auth_method(["client_secret_post"], secret, "i") == "client_secret_post"
+    assert choose_auth_method(None, secret, "i") == "client_secret_basic"
+    with pytest.raises(DiscoveryError, match="none of them"):
+        choose_auth_method(["private_key_jwt"], secret, "i")
+
+
+def test_from_issuer_picks_post_when_basic_is_not_offered(
+    servers: list[OAuthTestServer],
+) -> None:
+    """The server's list decides: only client_secret_post offered -> post is used."""
+    server = discovery_server(
+        metadata_overrides={"token_endpoint_auth_methods_supported": ["client_secret_post"]})
+    servers.append(server)
+    ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET).fetch_token()
+    assert server.token_log[-1].auth_method == "client_secret_post"
+
+
+def test_from_issuer_with_a_key_uses_private_key_jwt(servers: list[OAuthTestServer]) -> None:
+    """Given private_key=, discovery selects private_key_jwt."""
+    pair = rsa_pair()
+    server = discovery_server(client_keys={CLIENT_ID: pair.public_pem})
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID,
+                                             private_key=pair.private_pem)
+    auth.fetch_token()
+    assert server.token_log[-1].auth_method == "private_key_jwt"
+    assert "private_key_jwt" in repr(auth)
+
+
+# -- from_env ---------------------------------------------------------------------------
+
+
+def test_from_env_with_token_url_and_secret_file(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """Variables configure the auth; the secret file is re-read at each token request."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("wrong\n")
+    env = {"OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": CLIENT_ID,
+           "OAUTH_CLIENT_SECRET_FILE": str(secret_file), "OAUTH_SCOPE": "read write",
+           "OAUTH_AUDIENCE": "aud", "OAUTH_RESOURCE": "https://r1/ https://r2/"}
+    auth = ClientCredentialsAuth.from_env(environ=env, retries=0)
+    with pytest.raises(requests.RequestException):
+        auth.fetch_token()
+    secret_file.write_text(CLIENT_SECRET + "\n")  # rotated: picked up without a restart
+    auth.fetch_token()
+    form = server.token_log[-1].form
+    assert form["scope"] == ["read write"] and form["audience"] == ["aud"]
+    assert form["resource"] == ["https://r1/", "https://r2/"]
+    assert CLIENT_SECRET not in repr(auth)
+
+
+def test_from_env_with_issuer_and_custom_prefix(servers: list[OAuthTestServer]) -> None:
+    """MYAPP_ISSUER discovers the endpoint; MYAPP_AUTH_METHOD is honoured."""
+    server = discovery_server()
+    servers.append(server)
+    env = {"MYAPP_ISSUER": server.issuer, "MYAPP_CLIENT_ID": CLIENT_ID,
+           "MYAPP_CLIENT_SECRET": CLIENT_SECRET, "MYAPP_AUTH_METHOD": "client_secret_post"}
+    ClientCredentialsAuth.from_env("MYAPP_", environ=env).fetch_token()
+    assert server.token_log[-1].auth_method == "client_secret_post"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OAUTH_CLIENT_ID": "c", "OAUTH_CLIENT_SECRET": "s"}, "OAUTH_TOKEN_URL or OAUTH_ISSUER"),
+        ({"OAUTH_TOKEN_URL": "https://as/t", "OAUTH_CLIENT_SECRET": "s"}, "OAUTH_CLIENT_ID"),
+        ({"OAUTH_TOKEN_URL": "https://as/t", "OAUTH_CLIENT_ID": "c"}, "OAUTH_CLIENT_SECRET"),
+        ({"OAUTH_TOKEN_URL": "https://as/t", "OAUTH_ISSUER": "https://as", "OAUTH_CLIENT_ID": "c",
+          "OAUTH_CLIENT_SECRET": "s"}, "not both"),
+        ({"OAUTH_TOKEN_URL": "https://as/t", "OAUTH_CLIENT_ID": "c",
+          "OAUTH_CLIENT_SECRET_FILE": "/nonexistent"}, "OAUTH_CLIENT_SECRET_FILE"),
+    ],
+)
+def test_from_env_errors_name_the_variable(env: dict[str, str], message: str) -> None:
+    """A missing or conflicting variable raises a ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match=message):
+        ClientCredentialsAuth.from_env(environ=env)
+
+
+def test_from_env_private_key_file(servers: list[OAuthTestServer], tmp_path: Path) -> None:
+    """OAUTH_PRIVATE_KEY_FILE selects private_key_jwt with the key from that file."""
+    pair = rsa_pair()
+    server = discovery_server(client_keys={CLIENT_ID: pair.public_pem})
+    servers.append(server)
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(pair.private_pem)
+    env = {"OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": CLIENT_ID,
+           "OAUTH_PRIVATE_KEY_FILE": str(key_file)}
+    ClientCredentialsAuth.from_env(environ=env).fetch_token()
+    assert server.token_log[-1].auth_method == "private_key_jwt"
