@@ -6,6 +6,7 @@
 """
 
 from .auth import ClientCredentialsAuth
+from .cache import CacheError, EncryptedTokenCache, MemoryTokenCache, TokenCache
 from .client_auth import SecretFile
 from .discovery import Issuer
 from .errors import (
@@ -25,15 +26,20 @@ from .errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+from .file_cache import FileTokenCache
+from .redis_cache import RedisTokenCache
 from .retry import TokenRetry
 from .token import Token
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheError",
     "ClientCredentialsAuth",
     "ConfigurationError",
     "DiscoveryError",
+    "EncryptedTokenCache",
+    "FileTokenCache",
     "InsecureTransportError",
     "InvalidClientError",
     "InvalidGrantError",
@@ -42,9 +48,12 @@ __all__ = [
     "InvalidTargetError",
     "InvalidTokenResponseError",
     "Issuer",
+    "MemoryTokenCache",
     "OAuthError",
+    "RedisTokenCache",
     "SecretFile",
     "Token",
+    "TokenCache",
     "TokenEndpointConnectionError",
     "TokenEndpointError",
     "TokenError",

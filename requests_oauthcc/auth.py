@@ -22,7 +22,7 @@ from requests.utils import rewind_body
 
 from ._jwt import PrivateKeySource, load_signing_key
 from ._urls import is_plain_http_to_remote, origin
-from .cache import TokenHolder
+from .cache import TokenCache, cache_key
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -35,6 +35,7 @@ from .discovery import DiscoveredEndpoint, Issuer
 from .endpoint import Timeout, TokenEndpoint, grant_parameters, private_session
 from .errors import ConfigurationError, InsecureTransportError
 from .retry import TokenRetry
+from .reuse import SharedTokenSource, TokenHolder
 from .token import Token
 
 __all__ = ["ClientCredentialsAuth"]
@@ -77,6 +78,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     attached to requests for these origins, other requests go out without it.
     ``insecure_allow_http``: allow plain-http token URLs and APIs on non-loopback hosts.
     Tokens and secrets then cross the network in the clear: for test rigs only.
+    ``cache``: a :class:`~requests_oauthcc.cache.TokenCache` shared with other auth
+    objects, processes or hosts (``FileTokenCache``, ``RedisTokenCache``); default: this
+    auth object's own memory.
     ``clock``: a monotonic clock (seconds); tests inject their own.
     """
 
@@ -96,6 +100,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         signing_alg: str | None = None,
         assertion_audience: str | None = None,
         cert: Cert | None = None,
+        cache: TokenCache | None = None,
         leeway: float = DEFAULT_LEEWAY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         retries: int | TokenRetry | None = 3,
@@ -149,6 +154,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             client_auth = make_client_auth(method, credentials)
             return endpoint_for(token_url=endpoint_url, client_auth=client_auth)
 
+        if auth_method is None and issuer is None:
+            auth_method = default_auth_method(credentials)
         if auth_method is not None:
             make_client_auth(auth_method, credentials)  # configuration errors surface now
         self._source: TokenEndpoint | DiscoveredEndpoint
@@ -159,14 +166,27 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
                 allow_http=insecure_allow_http,
             )
         else:
-            self._source = build(url, auth_method or default_auth_method(credentials))
+            assert auth_method is not None
+            self._source = build(url, auth_method)
         self._client_id = client_id
         self._requested_scope = dict(form).get("scope")
         self._token_session = token_session
         self._cert = cert
         self._owns_session = session is None
+        checked_leeway = _check_seconds("leeway", leeway)
+        shared = None
+        if cache is not None:
+            key = cache_key(
+                token_url=url, client_id=client_id, auth_method=auth_method or "(discovered)",
+                scope=dict(form).get("scope"), audience=audience,
+                resources=[v for k, v in form if k == "resource"],
+                extra_params=[(k, v) for k, v in form
+                              if k not in ("scope", "audience", "resource")],
+            )
+            shared = SharedTokenSource(cache, key, self._source.fetch, leeway=checked_leeway,
+                                       clock=clock)
         self._holder = TokenHolder(
-            self._source.fetch, leeway=_check_seconds("leeway", leeway), clock=clock
+            self._source.fetch, leeway=checked_leeway, clock=clock, shared=shared
         )
         self._clock = clock
         self._allowed_origins = (

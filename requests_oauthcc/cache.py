@@ -1,160 +1,231 @@
-"""Where the current token lives, and how concurrent callers share one fetch.
+"""Where tokens live between processes: the :class:`TokenCache` interface and its helpers.
 
-:class:`TokenHolder` keeps one auth object's token. Threads that find no usable token
-wait for a single fetch (single flight) and all get its outcome, token or error.
+A cache stores one :class:`CacheEntry` per key, with a time to live, and hands out leases
+so that of all the processes needing a token, one fetches it while the others wait for it
+(:class:`~requests_oauthcc.reuse.SharedTokenSource` does that dance). Backends:
+:class:`MemoryTokenCache` (auth objects of one process),
+:class:`~requests_oauthcc.file_cache.FileTokenCache` (processes of one host),
+:class:`~requests_oauthcc.redis_cache.RedisTokenCache` (many hosts);
+:class:`EncryptedTokenCache` wraps any of them to encrypt tokens at rest.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import hashlib
+import json
 import threading
-import weakref
-from collections.abc import Callable
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from .token import Token
+from .errors import ConfigurationError, OAuthError
 
-__all__ = ["TokenHolder"]
-
-logger = logging.getLogger(__name__)
-
-_FAILED_REFRESH_COOLDOWN = 10.0
-"""After a failed early refresh, seconds (at most) before the next one is tried."""
-
-
-class _Flight:
-    """One fetch in progress; followers wait on ``done`` and read its outcome."""
-
-    __slots__ = ("done", "error", "token")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.token: Token | None = None
-        self.error: Exception | None = None
+__all__ = [
+    "CacheEntry",
+    "CacheError",
+    "EncryptedTokenCache",
+    "Lease",
+    "MemoryTokenCache",
+    "TokenCache",
+    "cache_key",
+    "fingerprint",
+]
 
 
-class TokenHolder:
-    """The token of one auth object: reused until ``leeway`` before expiry, fetched once.
+class CacheError(OAuthError):
+    """A shared cache could not be used (server down, unreadable storage).
 
-    ``current`` is ``(token, refresh_at)`` or ``None``. It is replaced whole, never
-    mutated, so the per-request fast path reads it without a lock.
-
-    When an early refresh fails while the held token has not yet expired, the held token
-    keeps being used (the failure is logged) and the refresh is tried again later; once
-    the token has expired, the error is raised. Callers waiting on a failed fetch get the
-    same error instead of each trying again.
+    Never reaches the caller of an API request: the token is then fetched directly.
     """
 
-    def __init__(
-        self, fetch: Callable[[], Token], *, leeway: float, clock: Callable[[], float]
-    ) -> None:
-        self._fetch = fetch
-        self._leeway = leeway
-        self._clock = clock
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached token: ``payload`` is its serialized (maybe encrypted) record;
+    ``fingerprint`` identifies the access token without revealing it."""
+
+    fingerprint: str
+    payload: str = field(repr=False)
+
+
+class Lease(Protocol):
+    """The right to fetch the token for one key, until released or expired."""
+
+    def release(self) -> None:
+        """Give the lease back (a no-op if it expired and another holder took it)."""
+        ...
+
+
+class TokenCache(Protocol):
+    """Storage shared by auth objects, processes or hosts.
+
+    Implementations raise :class:`CacheError` when the storage fails; they never hold a
+    token past ``ttl``. ``lease_ttl`` bounds how long a lease lives (so a fetcher that died
+    holding one is replaced) and how long others wait for its token.
+    """
+
+    lease_ttl: float
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for ``key``, or ``None``."""
+        ...
+
+    def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
+        """Store ``entry`` for ``ttl`` seconds (``math.inf``: until replaced or deleted)."""
+        ...
+
+    def delete(self, key: str, fingerprint: str) -> None:
+        """Delete the entry only if it still holds the token with this ``fingerprint``."""
+        ...
+
+    def lease(self, key: str) -> Lease | None:
+        """Take the fetch lease for ``key`` (at most ``lease_ttl`` s); ``None`` if taken."""
+        ...
+
+
+def fingerprint(access_token: str) -> str:
+    """A SHA-256 hex digest naming a token without revealing it."""
+    return hashlib.sha256(access_token.encode("utf-8")).hexdigest()
+
+
+def cache_key(
+    *,
+    token_url: str,
+    client_id: str,
+    auth_method: str,
+    scope: str | None,
+    audience: str | None,
+    resources: Sequence[str],
+    extra_params: Iterable[tuple[str, str]],
+) -> str:
+    """A key naming everything that makes a token different, hashed (it reveals nothing).
+
+    Scope tokens and resources are order-insensitive; the secret is not part of it.
+    """
+    material = {
+        "token_url": token_url,
+        "client_id": client_id,
+        "auth_method": auth_method,
+        "scope": sorted(set(scope.split())) if scope else None,
+        "audience": audience,
+        "resource": sorted(resources),
+        "extra": sorted(extra_params),
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    return f"oauthcc-{digest[:40]}"
+
+
+class _MemoryLease:
+    def __init__(self, cache: MemoryTokenCache, key: str, owner: object) -> None:
+        self._cache, self._key, self._owner = cache, key, owner
+
+    def release(self) -> None:
+        self._cache._release(self._key, self._owner)
+
+
+class MemoryTokenCache:
+    """A cache inside one process, shared by the auth objects given the same instance."""
+
+    def __init__(self, *, lease_ttl: float = 30.0) -> None:
+        self.lease_ttl = lease_ttl
         self._lock = threading.Lock()
-        self._flight: _Flight | None = None
-        self.current: tuple[Token, float] | None = None
-        _HOLDERS.add(self)
+        self._entries: dict[str, tuple[CacheEntry, float]] = {}
+        self._leases: dict[str, tuple[object, float]] = {}
 
-    @property
-    def token(self) -> Token | None:
-        """The held token, whether or not it is still fresh."""
-        current = self.current
-        return None if current is None else current[0]
+    def get(self, key: str) -> CacheEntry | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[1] <= time.monotonic():
+                return None
+            return found[0]
 
-    def get(self, rejected: Token | None = None) -> Token:
-        """A token to use now; fetches one unless a fresh one is held.
+    def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
+        with self._lock:
+            self._entries[key] = (entry, time.monotonic() + ttl)
 
-        ``rejected``: a token the resource server refused; it is never returned, but a
-        different token that another thread already fetched is.
-        """
-        while True:
-            with self._lock:
-                current = self.current
-                now = self._clock()
-                if current is not None and current[0] is not rejected:
-                    token, refresh_at = current
-                    if now < refresh_at:
-                        return token
-                    if self._flight is not None and not token.is_expired(now):
-                        return token  # another thread is refreshing; this one still works
-                flight = self._flight
-                leader = flight is None
-                if flight is None:
-                    flight = self._flight = _Flight()
-            if leader:
-                return self._lead(flight, current, rejected)
-            flight.done.wait()
-            if flight.token is not None and flight.token is not rejected:
-                return flight.token
-            if flight.error is not None:
-                raise flight.error
-            # The leader was interrupted (KeyboardInterrupt, SystemExit): try again.
+    def delete(self, key: str, fingerprint: str) -> None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0].fingerprint == fingerprint:
+                del self._entries[key]
 
-    def _lead(
-        self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None
-    ) -> Token:
+    def lease(self, key: str) -> Lease | None:
+        owner = object()
+        now = time.monotonic()
+        with self._lock:
+            held = self._leases.get(key)
+            if held is not None and held[1] > now:
+                return None
+            self._leases[key] = (owner, now + self.lease_ttl)
+        return _MemoryLease(self, key, owner)
+
+    def _release(self, key: str, owner: object) -> None:
+        with self._lock:
+            held = self._leases.get(key)
+            if held is not None and held[0] is owner:
+                del self._leases[key]
+
+    def __repr__(self) -> str:
+        return f"MemoryTokenCache({len(self._entries)} entries)"
+
+
+class EncryptedTokenCache:
+    """Wraps a cache so that tokens are stored encrypted (Fernet: AES-128-CBC + HMAC).
+
+    ``keys``: one Fernet key (``Fernet.generate_key()``), or several to rotate keys: the
+    first encrypts, all decrypt. A cached bearer token is a credential; encrypt it where
+    the storage is shared with anyone who should not hold it. Needs the ``[encryption]``
+    extra (cryptography). An entry that does not decrypt is treated as a miss.
+    """
+
+    def __init__(self, inner: TokenCache, keys: str | bytes | Sequence[str | bytes]) -> None:
         try:
-            token = self._fetch()
-        except Exception as exc:
-            flight.error = exc
-            flight.token = self._fallback(previous, rejected, exc)
-        else:
-            flight.token = token
-            with self._lock:
-                self.current = (token, token.refresh_at(self._leeway))
-        finally:
-            with self._lock:
-                self._flight = None
-            flight.done.set()
-        if flight.token is None:
-            assert flight.error is not None
-            raise flight.error
-        return flight.token
+            from cryptography.fernet import Fernet, MultiFernet
+        except ImportError as exc:  # pragma: no cover - exercised without the extra
+            raise ConfigurationError(
+                "EncryptedTokenCache needs cryptography: pip install "
+                "'requests-oauthcc[encryption]'"
+            ) from exc
+        key_list = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+        if not key_list:
+            raise ConfigurationError("EncryptedTokenCache needs at least one key")
+        try:
+            self._fernet = MultiFernet([Fernet(k) for k in key_list])
+        except (ValueError, TypeError):
+            raise ConfigurationError(
+                "EncryptedTokenCache keys must be Fernet keys (32 url-safe base64-encoded "
+                "bytes), e.g. from cryptography.fernet.Fernet.generate_key()"
+            ) from None
+        self._inner = inner
+        self.lease_ttl = inner.lease_ttl
 
-    def _fallback(
-        self, previous: tuple[Token, float] | None, rejected: Token | None, exc: Exception
-    ) -> Token | None:
-        """The held token, if it may stand in for the failed refresh."""
-        if previous is None or previous[0] is rejected:
+    def get(self, key: str) -> CacheEntry | None:
+        from cryptography.fernet import InvalidToken
+
+        entry = self._inner.get(key)
+        if entry is None:
             return None
-        token = previous[0]
-        now = self._clock()
-        remaining = token.expires_in(now)
-        if remaining is not None and remaining <= 0:
+        try:
+            payload = self._fernet.decrypt(entry.payload.encode("ascii")).decode("utf-8")
+        except (InvalidToken, UnicodeError, ValueError):
             return None
-        cooldown = _FAILED_REFRESH_COOLDOWN if remaining is None else min(
-            _FAILED_REFRESH_COOLDOWN, remaining / 2
-        )
-        logger.warning(
-            "token refresh failed; using the current token, which expires in %s: %s",
-            "(unknown)" if remaining is None else f"{remaining:.1f}s", exc,
-        )
-        with self._lock:
-            if self.current is previous:
-                self.current = (token, now + cooldown)
-        return token
+        return CacheEntry(entry.fingerprint, payload)
 
-    def invalidate(self, rejected: Token | None = None) -> None:
-        """Drop the held token; with ``rejected``, only if it is still that token."""
-        with self._lock:
-            current = self.current
-            if current is not None and (rejected is None or current[0] is rejected):
-                self.current = None
+    def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
+        sealed = self._fernet.encrypt(entry.payload.encode("utf-8")).decode("ascii")
+        self._inner.set(key, CacheEntry(entry.fingerprint, sealed), ttl)
 
-    def _reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._flight = None
+    def delete(self, key: str, fingerprint: str) -> None:
+        self._inner.delete(key, fingerprint)
+
+    def lease(self, key: str) -> Lease | None:
+        return self._inner.lease(key)
+
+    def __repr__(self) -> str:
+        return f"EncryptedTokenCache({self._inner!r})"
 
 
-_HOLDERS: weakref.WeakSet[TokenHolder] = weakref.WeakSet()
-
-
-def _reset_holders_after_fork() -> None:
-    """In a forked child no other thread exists: locks held by them must not be inherited."""
-    for holder in list(_HOLDERS):
-        holder._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_holders_after_fork)
+def encode_record(record: Mapping[str, Any]) -> str:
+    """A token record as the JSON text stored in a cache entry."""
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)

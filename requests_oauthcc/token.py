@@ -64,3 +64,38 @@ class Token:
             return math.inf
         lifetime = self.expires_at - self.issued_at
         return self.expires_at - min(leeway, lifetime / 2)
+
+
+def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]:
+    """A JSON-able form of ``token`` for other processes: times become wall-clock times.
+
+    ``now`` is the reading of the token's own (monotonic) clock at ``wall_now``.
+    """
+    return {
+        "access_token": token.access_token,
+        "token_type": token.token_type,
+        "scope": token.scope,
+        "issued_at": wall_now - (now - token.issued_at),
+        "expires_at": None if token.expires_at is None else wall_now + (token.expires_at - now),
+        "raw": dict(token.raw),
+    }
+
+
+def token_from_record(record: Mapping[str, Any], now: float, wall_now: float) -> Token:
+    """The :class:`Token` of a record written by :func:`token_to_record`, on this clock.
+
+    Raises ``KeyError``, ``TypeError`` or ``ValueError`` for a record of another shape.
+    """
+    access_token = record["access_token"]
+    issued_at = float(record["issued_at"])
+    expires_at = record["expires_at"]
+    if not isinstance(access_token, str) or not access_token:
+        raise ValueError("access_token")
+    return Token(
+        access_token=access_token,
+        token_type=str(record.get("token_type") or "Bearer"),
+        scope=record.get("scope"),
+        issued_at=now - (wall_now - issued_at),
+        expires_at=None if expires_at is None else now + (float(expires_at) - wall_now),
+        raw=dict(record.get("raw") or {}),
+    )

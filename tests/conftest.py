@@ -59,3 +59,85 @@ def make_auth(server: OAuthTestServer) -> Callable[..., ClientCredentialsAuth]:
 def session() -> Iterator[requests.Session]:
     with requests.Session() as s:
         yield s
+
+
+# -- a real redis-server, started by the tests --------------------------------------------
+
+
+class RedisProcess:
+    """A redis-server on 127.0.0.1, stopped by its pid."""
+
+    def __init__(self, binary: str, directory: str) -> None:
+        import socket
+        import subprocess
+        import time
+
+        import redis
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    pytest.fail(f"redis-server did not start on port {self.port}")
+                time.sleep(0.05)
+        self.client = client
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+@pytest.fixture
+def start_redis(tmp_path: Any) -> Iterator[Callable[[], RedisProcess]]:
+    """Start redis-servers on free ports; all are stopped after the test.
+
+    Without the binary the test skips with the reason, except in CI (CI=true), where it
+    fails: .ci/run installs redis-server, so a missing one is a broken build.
+    """
+    import os
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    started: list[RedisProcess] = []
+
+    def start() -> RedisProcess:
+        process = RedisProcess(binary, str(tmp_path))
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def redis_server(start_redis: Callable[[], RedisProcess]) -> RedisProcess:
+    return start_redis()

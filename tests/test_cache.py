@@ -1,224 +1,145 @@
-"""TokenHolder: reuse, single flight, shared errors, stale fallback, fork safety."""
+"""Cache keys, the in-memory cache, encryption at rest, and sharing between auth objects."""
 
 from __future__ import annotations
 
-import os
-import threading
+import math
 import time
+from typing import Any
 
 import pytest
+import requests
+from cryptography.fernet import Fernet
 
-from requests_oauthcc import Token, TokenEndpointError
-from requests_oauthcc.cache import TokenHolder
+from requests_oauthcc import (
+    ClientCredentialsAuth,
+    ConfigurationError,
+    EncryptedTokenCache,
+    MemoryTokenCache,
+)
+from requests_oauthcc.cache import CacheEntry, cache_key
+from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import FakeClock
+from .conftest import CLIENT_ID, CLIENT_SECRET
 
-
-class Fetcher:
-    """A token source that counts calls, can be slowed, and can be told to fail."""
-
-    def __init__(self, clock: FakeClock, lifetime: float | None = 100.0) -> None:
-        self.clock = clock
-        self.lifetime = lifetime
-        self.calls = 0
-        self.delay = 0.0
-        self.error: Exception | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Token:
-        with self._lock:
-            self.calls += 1
-            n = self.calls
-        if self.delay:
-            time.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        now = self.clock()
-        expires = None if self.lifetime is None else now + self.lifetime
-        return Token(f"token-{n}", issued_at=now, expires_at=expires)
+BASE: dict[str, Any] = {
+    "token_url": "https://as/token", "client_id": "client", "auth_method": "client_secret_basic",
+    "scope": "read write", "audience": None, "resources": [], "extra_params": [],
+}
 
 
-def holder_for(fetch: Fetcher, leeway: float = 10.0) -> TokenHolder:
-    return TokenHolder(fetch, leeway=leeway, clock=fetch.clock)
+def key(**changes: Any) -> str:
+    return cache_key(**{**BASE, **changes})
 
 
-def held(holder: TokenHolder) -> Token | None:
-    """The held token, read through a call so type narrowing does not stick."""
-    return holder.token
+def test_key_ignores_scope_and_resource_order() -> None:
+    """Scope tokens and resources name the same token in any order."""
+    assert key(scope="write  read") == key()
+    assert key(resources=["b", "a"]) == key(resources=["a", "b"])
 
 
-def run_threads(n: int, target: object) -> list[object]:
-    results: list[object] = []
-    barrier = threading.Barrier(n)
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            results.append(target())  # type: ignore[operator]
-        except Exception as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return results
-
-
-def test_reuses_until_refresh_time(clock: FakeClock) -> None:
-    """A held token is returned until leeway before expiry, then replaced."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    clock.advance(89.9)
-    assert holder.get() is first and fetch.calls == 1
-    clock.advance(0.2)
-    assert holder.get() is not first and fetch.calls == 2
-
-
-def test_concurrent_cold_callers_share_one_fetch(clock: FakeClock) -> None:
-    """32 threads finding no token wait for a single fetch and all get its token."""
-    fetch = Fetcher(clock)
-    fetch.delay = 0.2
-    holder = holder_for(fetch)
-    results = run_threads(32, holder.get)
-    assert fetch.calls == 1
-    assert len({id(r) for r in results}) == 1 and isinstance(results[0], Token)
-
-
-def test_waiters_get_the_same_error_instead_of_stampeding(clock: FakeClock) -> None:
-    """When the single fetch fails, every waiting thread gets that error; one request made."""
-    fetch = Fetcher(clock)
-    fetch.delay = 0.2
-    fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
-    holder = holder_for(fetch)
-    results = run_threads(16, holder.get)
-    assert fetch.calls == 1
-    assert all(r is fetch.error for r in results)
-
-
-def test_failed_early_refresh_keeps_using_the_valid_token(clock: FakeClock) -> None:
-    """Inside the leeway window a failed refresh falls back to the still-valid token."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    clock.advance(95)  # past refresh time (90), before expiry (100)
-    fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
-    assert holder.get() is first
-    calls = fetch.calls
-    assert holder.get() is first and fetch.calls == calls, "cooldown: no retry at once"
-    clock.advance(5)  # now expired
-    with pytest.raises(TokenEndpointError):
-        holder.get()
-
-
-def test_refresh_in_progress_does_not_block_others_holding_a_valid_token(
-    clock: FakeClock,
+@pytest.mark.parametrize(
+    "change",
+    [{"token_url": "https://as/other"}, {"client_id": "c2"}, {"auth_method": "private_key_jwt"},
+     {"scope": "read"}, {"audience": "aud"}, {"resources": ["https://r/"]},
+     {"extra_params": [("tenant", "t")]}],
+)
+def test_key_changes_with_everything_that_makes_a_token_different(
+    change: dict[str, Any],
 ) -> None:
-    """While one thread refreshes, others keep using the old, unexpired token."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    clock.advance(95)
-    fetch.delay = 0.5
-    leader = threading.Thread(target=holder.get)
-    leader.start()
-    time.sleep(0.1)
-    started = time.monotonic()
-    assert holder.get() is first
-    assert time.monotonic() - started < 0.3
-    leader.join()
-    assert holder.token is not first
+    """Any difference in URL, client, method, scope, audience, resource or extras: new key."""
+    assert key(**change) != key()
 
 
-def test_rejected_token_is_never_returned(clock: FakeClock) -> None:
-    """get(rejected=t) fetches even though t is fresh."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    assert holder.get(rejected=first) is not first
-    assert fetch.calls == 2
+def test_key_reveals_nothing() -> None:
+    """The key is a hash: neither the client id nor the URL can be read from it."""
+    k = key(client_id="very-identifiable-client")
+    assert "identifiable" not in k and "as/token" not in k
+    assert k.startswith("oauthcc-") and len(k) == len("oauthcc-") + 40
 
 
-def test_rejection_of_an_already_replaced_token_reuses_the_new_one(clock: FakeClock) -> None:
-    """If another thread already replaced the rejected token, no new fetch happens."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    second = holder.get(rejected=first)
-    assert holder.get(rejected=first) is second
-    assert fetch.calls == 2
+def test_memory_cache_entries_expire_and_delete_compares() -> None:
+    """TTL is honoured; delete only removes the entry holding the given fingerprint."""
+    cache = MemoryTokenCache()
+    cache.set("k", CacheEntry("fp1", "payload"), 0.05)
+    assert cache.get("k") == CacheEntry("fp1", "payload")
+    time.sleep(0.06)
+    assert cache.get("k") is None
+    cache.set("k", CacheEntry("fp2", "payload"), math.inf)
+    cache.delete("k", "fp1")
+    assert cache.get("k") is not None
+    cache.delete("k", "fp2")
+    assert cache.get("k") is None
 
 
-def test_many_threads_rejecting_the_same_token_fetch_once(clock: FakeClock) -> None:
-    """A revocation seen by 32 threads at once costs exactly one new token."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    fetch.delay = 0.1
-    results = run_threads(32, lambda: holder.get(rejected=first))
-    assert fetch.calls == 2
-    assert all(isinstance(r, Token) and r is not first for r in results)
+def test_memory_cache_lease_is_exclusive_until_released_or_expired() -> None:
+    """A second lease is refused while the first is held; free after release or TTL."""
+    cache = MemoryTokenCache(lease_ttl=0.05)
+    first = cache.lease("k")
+    assert first is not None and cache.lease("k") is None
+    first.release()
+    assert cache.lease("k") is not None
+    time.sleep(0.06)
+    assert cache.lease("k") is not None, "an expired lease can be taken over"
 
 
-def test_invalidate_compares_before_dropping(clock: FakeClock) -> None:
-    """invalidate(rejected) drops the held token only if it is still the rejected one."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    second = holder.get(rejected=first)
-    holder.invalidate(first)
-    assert held(holder) is second
-    holder.invalidate(second)
-    assert held(holder) is None
-    holder.get()
-    holder.invalidate()
-    assert held(holder) is None
+def test_auth_objects_sharing_a_cache_share_one_token(server: OAuthTestServer) -> None:
+    """Two auth objects with the same key and cache make one token request between them."""
+    cache = MemoryTokenCache()
+    a = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, scope="b a",
+                              cache=cache)
+    b = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, scope=["a", "b"],
+                              cache=cache)
+    other = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, scope="a",
+                                  cache=cache)
+    for auth in (a, b, a, b):
+        assert requests.get(server.resource_url, auth=auth, timeout=5).status_code == 200
+    assert server.token_requests == 1
+    assert a.token is not None and b.token is not None
+    assert a.token.access_token == b.token.access_token
+    requests.get(server.resource_url, auth=other, timeout=5)
+    assert server.token_requests == 2, "a different scope never sees the shared token"
 
 
-def test_token_without_expiry_is_kept(clock: FakeClock) -> None:
-    """No expires_in: the token is used however much time passes."""
-    fetch = Fetcher(clock, lifetime=None)
-    holder = holder_for(fetch)
-    first = holder.get()
-    clock.advance(10**9)
-    assert holder.get() is first
+def test_401_invalidates_the_shared_entry_only_if_it_still_holds_the_rejected_token(
+    server: OAuthTestServer,
+) -> None:
+    """A stale rejection does not delete a newer token another object already stored."""
+    cache = MemoryTokenCache()
+    a = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, cache=cache)
+    b = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, cache=cache)
+    requests.get(server.resource_url, auth=a, timeout=5)
+    requests.get(server.resource_url, auth=b, timeout=5)
+    server.revoke_all()
+    assert requests.get(server.resource_url, auth=a, timeout=5).status_code == 200
+    assert server.token_requests == 2
+    # b still holds the revoked token: its 401 must reuse a's new token, not delete it
+    assert requests.get(server.resource_url, auth=b, timeout=5).status_code == 200
+    assert server.token_requests == 2
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_fork_while_another_thread_holds_the_lock(clock: FakeClock) -> None:
-    """A child forked while a parent thread holds the lock gets fresh locks, no deadlock."""
-    fetch = Fetcher(clock)
-    holder = holder_for(fetch)
-    first = holder.get()
-    taken, release = threading.Event(), threading.Event()
+def test_encrypted_cache_stores_no_readable_token(server: OAuthTestServer) -> None:
+    """With EncryptedTokenCache the stored payload holds neither token nor its fields."""
+    inner = MemoryTokenCache()
+    key_bytes = Fernet.generate_key()
+    auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                 cache=EncryptedTokenCache(inner, key_bytes))
+    token = auth.fetch_token()
+    [(stored, _)] = inner._entries.values()
+    assert token.access_token not in stored.payload and "access_token" not in stored.payload
+    again = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                  cache=EncryptedTokenCache(inner, [Fernet.generate_key(),
+                                                                    key_bytes]))
+    requests.get(server.resource_url, auth=again, timeout=5)
+    assert server.token_requests == 1, "a rotated key list still decrypts"
+    wrong = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                  cache=EncryptedTokenCache(inner, Fernet.generate_key()))
+    requests.get(server.resource_url, auth=wrong, timeout=5)
+    assert server.token_requests == 2, "an entry that does not decrypt is a miss"
 
-    def hold_lock() -> None:
-        with holder._lock:
-            taken.set()
-            release.wait(5)
 
-    t = threading.Thread(target=hold_lock)
-    t.start()
-    taken.wait(5)
-    pid = os.fork()
-    if pid == 0:  # child: must not hang on the inherited, held lock
-        try:
-            ok = holder.get() is first and holder.get(rejected=first) is not first
-            os._exit(0 if ok else 1)
-        except BaseException:
-            os._exit(2)
-    release.set()
-    t.join()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child deadlocked on the inherited lock")
+def test_encrypted_cache_rejects_bad_keys() -> None:
+    """A key that is not a Fernet key is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="Fernet"):
+        EncryptedTokenCache(MemoryTokenCache(), "not-a-key")
+    with pytest.raises(ConfigurationError, match="at least one"):
+        EncryptedTokenCache(MemoryTokenCache(), [])

@@ -1,0 +1,224 @@
+"""TokenHolder: reuse, single flight, shared errors, stale fallback, fork safety."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from requests_oauthcc import Token, TokenEndpointError
+from requests_oauthcc.reuse import TokenHolder
+
+from .conftest import FakeClock
+
+
+class Fetcher:
+    """A token source that counts calls, can be slowed, and can be told to fail."""
+
+    def __init__(self, clock: FakeClock, lifetime: float | None = 100.0) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.calls = 0
+        self.delay = 0.0
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Token:
+        with self._lock:
+            self.calls += 1
+            n = self.calls
+        if self.delay:
+            time.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        now = self.clock()
+        expires = None if self.lifetime is None else now + self.lifetime
+        return Token(f"token-{n}", issued_at=now, expires_at=expires)
+
+
+def holder_for(fetch: Fetcher, leeway: float = 10.0) -> TokenHolder:
+    return TokenHolder(fetch, leeway=leeway, clock=fetch.clock)
+
+
+def held(holder: TokenHolder) -> Token | None:
+    """The held token, read through a call so type narrowing does not stick."""
+    return holder.token
+
+
+def run_threads(n: int, target: object) -> list[object]:
+    results: list[object] = []
+    barrier = threading.Barrier(n)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(target())  # type: ignore[operator]
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_reuses_until_refresh_time(clock: FakeClock) -> None:
+    """A held token is returned until leeway before expiry, then replaced."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    clock.advance(89.9)
+    assert holder.get() is first and fetch.calls == 1
+    clock.advance(0.2)
+    assert holder.get() is not first and fetch.calls == 2
+
+
+def test_concurrent_cold_callers_share_one_fetch(clock: FakeClock) -> None:
+    """32 threads finding no token wait for a single fetch and all get its token."""
+    fetch = Fetcher(clock)
+    fetch.delay = 0.2
+    holder = holder_for(fetch)
+    results = run_threads(32, holder.get)
+    assert fetch.calls == 1
+    assert len({id(r) for r in results}) == 1 and isinstance(results[0], Token)
+
+
+def test_waiters_get_the_same_error_instead_of_stampeding(clock: FakeClock) -> None:
+    """When the single fetch fails, every waiting thread gets that error; one request made."""
+    fetch = Fetcher(clock)
+    fetch.delay = 0.2
+    fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
+    holder = holder_for(fetch)
+    results = run_threads(16, holder.get)
+    assert fetch.calls == 1
+    assert all(r is fetch.error for r in results)
+
+
+def test_failed_early_refresh_keeps_using_the_valid_token(clock: FakeClock) -> None:
+    """Inside the leeway window a failed refresh falls back to the still-valid token."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    clock.advance(95)  # past refresh time (90), before expiry (100)
+    fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
+    assert holder.get() is first
+    calls = fetch.calls
+    assert holder.get() is first and fetch.calls == calls, "cooldown: no retry at once"
+    clock.advance(5)  # now expired
+    with pytest.raises(TokenEndpointError):
+        holder.get()
+
+
+def test_refresh_in_progress_does_not_block_others_holding_a_valid_token(
+    clock: FakeClock,
+) -> None:
+    """While one thread refreshes, others keep using the old, unexpired token."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    clock.advance(95)
+    fetch.delay = 0.5
+    leader = threading.Thread(target=holder.get)
+    leader.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert holder.get() is first
+    assert time.monotonic() - started < 0.3
+    leader.join()
+    assert holder.token is not first
+
+
+def test_rejected_token_is_never_returned(clock: FakeClock) -> None:
+    """get(rejected=t) fetches even though t is fresh."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    assert holder.get(rejected=first) is not first
+    assert fetch.calls == 2
+
+
+def test_rejection_of_an_already_replaced_token_reuses_the_new_one(clock: FakeClock) -> None:
+    """If another thread already replaced the rejected token, no new fetch happens."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    second = holder.get(rejected=first)
+    assert holder.get(rejected=first) is second
+    assert fetch.calls == 2
+
+
+def test_many_threads_rejecting_the_same_token_fetch_once(clock: FakeClock) -> None:
+    """A revocation seen by 32 threads at once costs exactly one new token."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    fetch.delay = 0.1
+    results = run_threads(32, lambda: holder.get(rejected=first))
+    assert fetch.calls == 2
+    assert all(isinstance(r, Token) and r is not first for r in results)
+
+
+def test_invalidate_compares_before_dropping(clock: FakeClock) -> None:
+    """invalidate(rejected) drops the held token only if it is still the rejected one."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    second = holder.get(rejected=first)
+    holder.invalidate(first)
+    assert held(holder) is second
+    holder.invalidate(second)
+    assert held(holder) is None
+    holder.get()
+    holder.invalidate()
+    assert held(holder) is None
+
+
+def test_token_without_expiry_is_kept(clock: FakeClock) -> None:
+    """No expires_in: the token is used however much time passes."""
+    fetch = Fetcher(clock, lifetime=None)
+    holder = holder_for(fetch)
+    first = holder.get()
+    clock.advance(10**9)
+    assert holder.get() is first
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_while_another_thread_holds_the_lock(clock: FakeClock) -> None:
+    """A child forked while a parent thread holds the lock gets fresh locks, no deadlock."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+    taken, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with holder._lock:
+            taken.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold_lock)
+    t.start()
+    taken.wait(5)
+    pid = os.fork()
+    if pid == 0:  # child: must not hang on the inherited, held lock
+        try:
+            ok = holder.get() is first and holder.get(rejected=first) is not first
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    release.set()
+    t.join()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child deadlocked on the inherited lock")
