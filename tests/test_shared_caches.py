@@ -161,7 +161,8 @@ def test_redis_keys_share_a_cluster_hash_tag(
     auth.fetch_token()
     key = auth._holder._shared.key  # type: ignore[union-attr]
     [stored] = redis_server.client.keys("svc:*")
-    assert bytes(stored).decode() == f"svc:{{{key}}}:token"
+    name = stored.decode() if isinstance(stored, bytes) else stored
+    assert name == f"svc:{{{key}}}:token"
     ttl_ms = redis_server.client.pttl(stored)
     assert 3500_000 < ttl_ms <= 3600_000
     assert auth.token is not None
