@@ -1,0 +1,137 @@
+"""Starts oidc-provider (an independent, certified OpenID Provider) once per test session.
+
+Locally, without node or without `npm ci` having been run here, the interop tests skip
+with the reason; in CI (CI=true) that is a failure, since .ci/run installs both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+HERE = Path(__file__).resolve().parent
+BASIC_ID = "interop client:+%/&=~"
+BASIC_SECRET = "s3cr3t:+%/ &=?#\"'<>"
+POST_ID, POST_SECRET = "post-client", "post-client-secret"
+JWT_ID, JWT_SECRET = "hmac-client", "hmac-client-secret-long-enough-for-hs256-xxxxxxxx"
+RSA_ID, EC_ID = "rsa-key-client", "ec-key-client"
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Interop:
+    issuer: str
+    rsa_private_pem: str
+    ec_private_pem: str
+    jwt_resource: str = "https://api.example.test/jwt"
+    opaque_resource: str = "https://api.example.test/opaque"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer}/token"
+
+    def api(self, path: str = "data") -> str:
+        return f"{self.issuer}/api/{path}"
+
+    def token_requests(self) -> int:
+        count: int = requests.get(f"{self.issuer}/_stats", timeout=5).json()["token_requests"]
+        return count
+
+
+def _keys() -> dict[str, Any]:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def pem(key: Any) -> str:
+        return str(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode())
+
+    server = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    client_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    client_ec = ec.generate_private_key(ec.SECP256R1())
+    signing = jwt.algorithms.RSAAlgorithm.to_jwk(server, as_dict=True)
+    signing.pop("key_ops", None)  # PyJWT marks private JWKs "sign"; verifiers need "verify"
+    signing.update({"kid": "server-key", "use": "sig", "alg": "RS256"})
+    rsa_public = jwt.algorithms.RSAAlgorithm.to_jwk(client_rsa.public_key(), as_dict=True)
+    rsa_public["kid"] = "rsa-1"
+    ec_public = jwt.algorithms.ECAlgorithm.to_jwk(client_ec.public_key(), as_dict=True)
+    ec_public["kid"] = "ec-1"
+    return {"signing": signing, "rsa_public": rsa_public, "ec_public": ec_public,
+            "rsa_pem": pem(client_rsa), "ec_pem": pem(client_ec)}
+
+
+def _client(client_id: str, method: str, **extra: Any) -> dict[str, Any]:
+    return {"client_id": client_id, "grant_types": ["client_credentials"],
+            "response_types": [], "redirect_uris": [], "scope": "read write",
+            "token_endpoint_auth_method": method, **extra}
+
+
+@pytest.fixture(scope="session")
+def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
+    node = shutil.which("node")
+    if node is None:
+        _missing("node is not installed: the interop tests need Node.js")
+    if not (HERE / "node_modules" / "oidc-provider").is_dir():
+        _missing("oidc-provider is not installed: run `npm ci` in tests/interop")
+    keys = _keys()
+    config = {
+        "token_ttl": 2,
+        "jwt_resource": "https://api.example.test/jwt",
+        "opaque_resource": "https://api.example.test/opaque",
+        "signing_key": keys["signing"],
+        "resource_server": {"client_id": "resource-server", "client_secret": "rs-secret"},
+        "clients": [
+            _client(BASIC_ID, "client_secret_basic", client_secret=BASIC_SECRET),
+            _client(POST_ID, "client_secret_post", client_secret=POST_SECRET),
+            _client(JWT_ID, "client_secret_jwt", client_secret=JWT_SECRET),
+            _client(RSA_ID, "private_key_jwt", jwks={"keys": [keys["rsa_public"]]}),
+            _client(EC_ID, "private_key_jwt", jwks={"keys": [keys["ec_public"]]}),
+            {"client_id": "resource-server", "client_secret": "rs-secret", "grant_types": [],
+             "response_types": [], "redirect_uris": [],
+             "token_endpoint_auth_method": "client_secret_basic"},
+        ],
+    }
+    config_path = tmp_path_factory.mktemp("interop") / "config.json"
+    config_path.write_text(json.dumps(config))
+    assert node is not None
+    process = subprocess.Popen([node, "server.mjs", str(config_path)], cwd=HERE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    line = process.stdout.readline() if ready else ""
+    if not line:
+        process.kill()
+        stderr = process.stderr.read() if process.stderr else ""
+        pytest.fail(f"oidc-provider did not start: {stderr[-2000:]}")
+    started = json.loads(line)
+    try:
+        yield Interop(issuer=started["issuer"], rsa_private_pem=keys["rsa_pem"],
+                      ec_private_pem=keys["ec_pem"])
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()

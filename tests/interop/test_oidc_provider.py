@@ -1,0 +1,165 @@
+"""requests-oauthcc against oidc-provider, an independently written authorization server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from requests_oauthcc import (
+    ClientCredentialsAuth,
+    InvalidClientError,
+    InvalidScopeError,
+    InvalidTargetError,
+    TokenError,
+)
+
+from .conftest import (
+    BASIC_ID,
+    BASIC_SECRET,
+    EC_ID,
+    JWT_ID,
+    JWT_SECRET,
+    POST_ID,
+    POST_SECRET,
+    RSA_ID,
+    Interop,
+)
+
+
+def call(interop: Interop, auth: ClientCredentialsAuth) -> dict[str, str]:
+    response = requests.get(interop.api(), auth=auth, timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+def test_client_secret_basic_with_characters_that_need_encoding(interop: Interop) -> None:
+    """An id and secret full of ':', '+', '%', '/', spaces and non-ASCII are accepted."""
+    auth = ClientCredentialsAuth(interop.token_url, BASIC_ID, BASIC_SECRET,
+                                 auth_method="client_secret_basic")
+    assert call(interop, auth)["client_id"] == BASIC_ID
+
+
+def test_client_secret_post(interop: Interop) -> None:
+    """client_secret_post authenticates; the opaque token passes introspection."""
+    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
+                                 auth_method="client_secret_post")
+    info = call(interop, auth)
+    assert (info["client_id"], info["format"]) == (POST_ID, "opaque")
+
+
+def test_client_secret_jwt(interop: Interop) -> None:
+    """An HS256 assertion keyed with the secret is accepted."""
+    auth = ClientCredentialsAuth(interop.token_url, JWT_ID, JWT_SECRET,
+                                 auth_method="client_secret_jwt")
+    assert call(interop, auth)["client_id"] == JWT_ID
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ec"])
+def test_private_key_jwt(interop: Interop, kind: str) -> None:
+    """RS256 and ES256 assertions, with kid, verified against the registered JWKS."""
+    client_id, pem, kid = ((RSA_ID, interop.rsa_private_pem, "rsa-1") if kind == "rsa"
+                           else (EC_ID, interop.ec_private_pem, "ec-1"))
+    auth = ClientCredentialsAuth(interop.token_url, client_id, private_key=pem,
+                                 private_key_id=kid)
+    assert call(interop, auth)["client_id"] == client_id
+
+
+def test_discovery(interop: Interop) -> None:
+    """from_issuer finds the endpoint through OIDC discovery and picks a listed method."""
+    auth = ClientCredentialsAuth.from_issuer(interop.issuer, POST_ID, POST_SECRET,
+                                             auth_method="client_secret_post")
+    assert call(interop, auth)["client_id"] == POST_ID
+    assert f"token_url='{interop.token_url}'" in repr(auth)
+    chosen = ClientCredentialsAuth.from_issuer(interop.issuer, RSA_ID,
+                                               private_key=interop.rsa_private_pem)
+    assert call(interop, chosen)["client_id"] == RSA_ID
+    assert "private_key_jwt" in repr(chosen)
+
+
+def test_scope_and_resource_give_a_jwt_access_token(interop: Interop) -> None:
+    """A resource indicator for the JWT resource yields a JWT the API checks via JWKS."""
+    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
+                                 auth_method="client_secret_post", scope="read",
+                                 resource=interop.jwt_resource)
+    info = call(interop, auth)
+    assert info["format"] == "jwt" and info["scope"] == "read"
+    assert auth.token is not None and auth.token.access_token.count(".") == 2
+    assert auth.token.scope == "read"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"client_secret": "wrong-secret"}, InvalidClientError),
+        ({"scope": "admin"}, InvalidScopeError),
+        ({"resource": "https://unknown.example.test/"}, InvalidTargetError),
+    ],
+)
+def test_error_mapping(
+    interop: Interop, kwargs: dict[str, str], error: type[TokenError]
+) -> None:
+    """Wrong secret, forbidden scope and unknown resource raise the matching classes."""
+    options: dict[str, Any] = {"client_secret": POST_SECRET, **kwargs}
+    auth = ClientCredentialsAuth(interop.token_url, POST_ID, options.pop("client_secret"),
+                                 auth_method="client_secret_post", retries=0, **options)
+    with pytest.raises(error) as caught:
+        auth.fetch_token()
+    assert type(caught.value) is error
+    assert POST_SECRET not in str(caught.value)
+
+
+def test_expiry_refresh_with_two_second_tokens(interop: Interop) -> None:
+    """With 2 s tokens, a new one is fetched once the old nears expiry, never a 401."""
+    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
+                                 auth_method="client_secret_post")
+    before = interop.token_requests()
+    call(interop, auth)
+    first = auth.token
+    call(interop, auth)
+    assert interop.token_requests() == before + 1
+    time.sleep(1.2)  # past half-life: refreshed
+    response = requests.get(interop.api(), auth=auth, timeout=10)
+    assert response.status_code == 200 and not response.history
+    assert auth.token is not first and interop.token_requests() == before + 2
+
+
+def test_revocation_is_recovered_by_one_retry(interop: Interop) -> None:
+    """Revoked at the server: the next call succeeds via one retry and one new token."""
+    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
+                                 auth_method="client_secret_post", leeway=0)
+    call(interop, auth)
+    assert auth.token is not None
+    revoked = requests.post(f"{interop.issuer}/token/revocation", timeout=10, data={
+        "token": auth.token.access_token, "client_id": POST_ID, "client_secret": POST_SECRET})
+    assert revoked.status_code == 200
+    before = interop.token_requests()
+    response = requests.get(interop.api(), auth=auth, timeout=10)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert interop.token_requests() == before + 1
+
+
+def test_sixteen_threads_share_one_token_request(interop: Interop) -> None:
+    """16 threads sharing one auth object, starting cold: exactly one token request."""
+    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
+                                 auth_method="client_secret_post")
+    before = interop.token_requests()
+    barrier = threading.Barrier(16)
+    statuses: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        statuses.append(requests.get(interop.api(), auth=auth, timeout=10).status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [200] * 16
+    assert interop.token_requests() == before + 1
