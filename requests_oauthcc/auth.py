@@ -66,7 +66,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``extra_params``: further form fields (a value may be a list: one field each).
     ``auth_method``: ``"client_secret_basic"`` (default) or ``"client_secret_post"``.
     ``leeway``: seconds before expiry at which a new token is fetched (default 30); a token
-    living shorter than twice the leeway is refreshed half-way through its life.
+    living shorter than ten times the leeway is refreshed at 90% of its life.
     ``timeout``: seconds for each token request, or ``(connect, read)`` (default 10).
     ``retries``: retries of transient token request failures: a count or a
     :class:`~requests_oauthcc.TokenRetry` (default 3; 0 disables).

@@ -52,7 +52,7 @@ def run() -> int:
             session.get(server.resource_url).raise_for_status()
         check(server.token_requests == 1, f"token requests so far: {server.token_requests}")
 
-        wait = TOKEN_LIFETIME / 2 + 0.1
+        wait = TOKEN_LIFETIME * 0.9 + 0.1
         step(f"wait {wait:.1f}s: the {TOKEN_LIFETIME:.0f}s token is refreshed before it expires")
         time.sleep(wait)
         response = session.get(server.resource_url)

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Token"]
+__all__ = ["SHORT_TOKEN_MARGIN", "Token"]
+
+SHORT_TOKEN_MARGIN = 0.1
+"""The share of a token's life kept as refresh margin when that is less than the leeway."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +58,16 @@ class Token:
     def refresh_at(self, leeway: float) -> float:
         """The clock reading after which a new token should be fetched.
 
-        ``leeway`` seconds before expiry, but never earlier than half-way through the
-        token's life, so a token that lives shorter than the leeway is still reused
-        for half its life instead of being fetched again for every request.
-        Infinite when the lifetime is unknown.
+        ``leeway`` seconds before expiry, but never before 90% of the token's life has
+        passed, so a token that lives shorter than the leeway is still used for most of
+        its life (one token request per lifetime) instead of being fetched again for
+        every request. ``issued_at`` is taken before the token request was sent, so the
+        margin also covers that request's round trip. Infinite when no lifetime is known.
         """
         if self.expires_at is None:
             return math.inf
         lifetime = self.expires_at - self.issued_at
-        return self.expires_at - min(leeway, lifetime / 2)
+        return self.expires_at - min(leeway, lifetime * SHORT_TOKEN_MARGIN)
 
 
 def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]:

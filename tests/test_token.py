@@ -39,10 +39,12 @@ def test_refresh_at_uses_the_leeway_for_long_lived_tokens() -> None:
     assert token.lifetime == 3600.0
 
 
-def test_refresh_at_keeps_short_tokens_for_half_their_life() -> None:
-    """A token shorter-lived than the leeway is reused for half its life, not refetched."""
+def test_refresh_at_keeps_short_tokens_for_most_of_their_life() -> None:
+    """A token shorter-lived than the leeway is reused for 90% of its life, not refetched."""
     token = Token("t", issued_at=100.0, expires_at=110.0)
-    assert token.refresh_at(30.0) == 105.0
+    assert token.refresh_at(30.0) == 109.0
+    assert Token("t", issued_at=0.0, expires_at=200.0).refresh_at(30.0) == 180.0
+    assert Token("t", issued_at=0.0, expires_at=3600.0).refresh_at(30.0) == 3570.0
 
 
 def test_token_without_expiry_never_needs_refresh() -> None:

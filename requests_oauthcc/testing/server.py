@@ -333,6 +333,7 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     oauth: OAuthTestServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

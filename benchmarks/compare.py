@@ -1,0 +1,373 @@
+"""requests-oauthcc side by side with the libraries users would otherwise pick.
+
+    python3 -m pip install -r benchmarks/requirements.txt
+    python3 benchmarks/compare.py            # add --no-callgrind to skip valgrind
+
+Everything runs on this machine against the local authorization server; results are
+ratios measured in one run. Contenders: no auth, a static `Authorization: Bearer` header
+(the floor), requests-oauthcc, requests-oauth2client, Authlib's OAuth2Session
+(grant_type="client_credentials"), requests-oauthlib with BackendApplicationClient,
+and requests-auth's OAuth2ClientCredentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # peers refuse http otherwise
+os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+
+import requests
+
+from requests_oauthcc import ClientCredentialsAuth
+from requests_oauthcc.testing import OAuthTestServer
+
+CLIENT, SECRET = "bench-client", "bench-secret"
+API = "https://api.example.com/data"
+
+
+class StaticBearer(requests.auth.AuthBase):
+    """The floor: a fixed header."""
+
+    def __init__(self, token: str) -> None:
+        self.header = "Bearer " + token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self.header
+        return r
+
+
+@dataclass
+class Contender:
+    """``auth``: what is attached per request; ``get``: how a user makes a call with it."""
+
+    name: str
+    auth: Callable[[requests.PreparedRequest], requests.PreparedRequest]
+    get: Callable[[str], requests.Response]
+
+
+def _session_get(auth: Any) -> Callable[[str], requests.Response]:
+    session = requests.Session()
+    session.auth = auth
+    return lambda url: session.get(url, timeout=10)
+
+
+def make(name: str, server: OAuthTestServer) -> Contender:
+    """A contender, configured for ``server``, its token not fetched yet."""
+    url = server.token_url
+    if name == "no auth":
+        return Contender(name, lambda r: r, _session_get(None))
+    if name == "static header":
+        token = requests.post(url, data={"grant_type": "client_credentials"},
+                              auth=(CLIENT, SECRET), timeout=10).json()["access_token"]
+        auth = StaticBearer(token)
+        return Contender(name, auth, _session_get(auth))
+    if name == "requests-oauthcc":
+        ours = ClientCredentialsAuth(url, CLIENT, SECRET)
+        return Contender(name, ours, _session_get(ours))
+    if name == "requests-oauth2client":
+        from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
+
+        client = OAuth2Client(url, client_id=CLIENT, client_secret=SECRET, testing=True)
+        peer = OAuth2ClientCredentialsAuth(client)
+        return Contender(name, peer, _session_get(peer))
+    if name == "Authlib OAuth2Session":
+        from authlib.integrations.requests_client import OAuth2Session
+
+        session = OAuth2Session(CLIENT, SECRET, token_endpoint=url,
+                                grant_type="client_credentials")
+
+        def authlib_get(u: str) -> requests.Response:
+            if not session.token:  # what users write: fetch once; expiry is then handled
+                session.fetch_token()
+            return session.get(u, timeout=10)
+
+        return Contender(name, session.token_auth, authlib_get)
+    if name == "requests-oauthlib":
+        from oauthlib.oauth2 import BackendApplicationClient
+        from requests_oauthlib import OAuth2, OAuth2Session
+
+        client = BackendApplicationClient(client_id=CLIENT)
+        oauth = OAuth2Session(client=client)
+        state: dict[str, Any] = {}
+
+        def get(u: str) -> requests.Response:
+            if not oauth.token:  # what users write: fetch once, then call
+                state["token"] = oauth.fetch_token(url, client_id=CLIENT,
+                                                   client_secret=SECRET, timeout=10)
+            return oauth.get(u, timeout=10)
+
+        def attach(r: requests.PreparedRequest) -> requests.PreparedRequest:
+            auth = state.get("auth")
+            if auth is None:
+                get(server.resource_url)
+                auth = state["auth"] = OAuth2(client=client, token=oauth.token)
+            result: requests.PreparedRequest = auth(r)
+            return result
+
+        return Contender(name, attach, get)
+    if name == "requests-auth":
+        from requests_auth import OAuth2, OAuth2ClientCredentials
+
+        OAuth2.token_cache.clear()
+        peer = OAuth2ClientCredentials(url, client_id=CLIENT, client_secret=SECRET)
+        return Contender(name, peer, _session_get(peer))
+    raise ValueError(name)
+
+
+NAMES = ["no auth", "static header", "requests-oauthcc", "requests-oauth2client",
+         "Authlib OAuth2Session", "requests-oauthlib", "requests-auth"]
+PEERS = NAMES[2:]
+
+
+def server(lifetime: float = 3600) -> OAuthTestServer:
+    return OAuthTestServer({CLIENT: SECRET}, token_lifetime=lifetime).start()
+
+
+# -- 1. per-request overhead, in process -------------------------------------------------
+
+
+def overhead() -> dict[str, float]:
+    """Seconds per attach with a valid cached token (best of repeats)."""
+    srv = server()
+    try:
+        contenders = [make(n, srv) for n in NAMES]
+        for c in contenders[1:]:  # "no auth" gets a 401, of course
+            c.get(srv.resource_url).raise_for_status()  # fetch and cache the token
+        prepared = requests.Request("GET", API).prepare()
+
+        def once(c: Contender) -> None:
+            prepared.hooks = {"response": []}
+            prepared.headers.pop("Authorization", None)
+            c.auth(prepared)
+
+        number = 20_000
+        best = {c.name: math_inf() for c in contenders}
+        for _ in range(7):  # interleaved, so drift hits every contender alike
+            for c in contenders:
+                best[c.name] = min(best[c.name], timeit.timeit(lambda c=c: once(c), number=number))
+        return {name: t / number for name, t in best.items()}
+    finally:
+        srv.stop()
+
+
+def math_inf() -> float:
+    return float("inf")
+
+
+# -- 1b. instruction counts under callgrind ------------------------------------------------
+
+
+def callgrind_worker(name: str, calls: int) -> None:
+    srv = server()
+    c = make(name, srv)
+    c.get(srv.resource_url)
+    prepared = requests.Request("GET", API).prepare()
+    for _ in range(calls):
+        prepared.hooks = {"response": []}
+        prepared.headers.pop("Authorization", None)
+        c.auth(prepared)
+    srv.stop()
+
+
+def instructions(name: str, low: int = 200, high: int = 1200) -> float | None:
+    """Instructions per attach: the difference of two runs, divided by the extra calls."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    totals = []
+    for calls in (low, high):
+        out = tempfile.mktemp(suffix=".callgrind")
+        result = subprocess.run(
+            [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+             __file__, "--callgrind-worker", name, str(calls)],
+            capture_output=True, text=True, check=False)
+        match = re.search(r"Collected : (\d+)", result.stderr)
+        if not match:
+            return None
+        totals.append(int(match.group(1)))
+        os.unlink(out)
+    return (totals[1] - totals[0]) / (high - low)
+
+
+# -- 2. loopback throughput ----------------------------------------------------------------
+
+
+def throughput(rounds: int = 6, per_round: int = 300) -> dict[str, float]:
+    """Requests per second through a Session to the local API, rounds interleaved."""
+    srv = server()
+    try:
+        contenders = [make(n, srv) for n in ("static header", "requests-oauthcc")]
+        for c in contenders:
+            c.get(srv.resource_url).raise_for_status()
+        rates: dict[str, list[float]] = {c.name: [] for c in contenders}
+        for _ in range(rounds):
+            for c in contenders:
+                started = time.perf_counter()
+                for _ in range(per_round):
+                    c.get(srv.resource_url)
+                rates[c.name].append(per_round / (time.perf_counter() - started))
+        return {name: statistics.median(r) for name, r in rates.items()}
+    finally:
+        srv.stop()
+
+
+# -- 3. token requests under concurrency ---------------------------------------------------
+
+
+def _threads(n: int, target: Callable[[], None]) -> None:
+    barrier = threading.Barrier(n)
+
+    def run() -> None:
+        barrier.wait()
+        target()
+
+    pool = [threading.Thread(target=run) for _ in range(n)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+@dataclass
+class Counts:
+    tokens: int
+    failures: int  # 401s returned to callers, plus exceptions
+
+
+def _calls(c: Contender, url: str, counts: dict[str, int], lock: threading.Lock) -> None:
+    try:
+        status = c.get(url).status_code
+        key = "ok" if status == 200 else "fail"
+    except Exception:
+        key = "fail"
+    with lock:
+        counts[key] = counts.get(key, 0) + 1
+
+
+def cold_start(name: str) -> Counts:
+    srv = server()
+    try:
+        c, counts, lock = make(name, srv), {}, threading.Lock()
+        _threads(32, lambda: _calls(c, srv.resource_url, counts, lock))
+        return Counts(srv.token_requests, counts.get("fail", 0))
+    finally:
+        srv.stop()
+
+
+def across_expiries(name: str, seconds: float = 6.0, lifetime: float = 2.0) -> Counts:
+    srv = server(lifetime)
+    try:
+        c, counts, lock = make(name, srv), {}, threading.Lock()
+        c.get(srv.resource_url)
+        stop = time.monotonic() + seconds
+
+        def loop() -> None:
+            while time.monotonic() < stop:
+                _calls(c, srv.resource_url, counts, lock)
+
+        _threads(32, loop)
+        return Counts(srv.token_requests, counts.get("fail", 0))
+    finally:
+        srv.stop()
+
+
+def after_revocation(name: str) -> Counts:
+    srv = server()
+    try:
+        c, counts, lock = make(name, srv), {}, threading.Lock()
+        c.get(srv.resource_url)
+        before = srv.token_requests
+        srv.revoke_all()
+        _threads(32, lambda: _calls(c, srv.resource_url, counts, lock))
+        return Counts(srv.token_requests - before, counts.get("fail", 0))
+    finally:
+        srv.stop()
+
+
+# -- 4. import time --------------------------------------------------------------------------
+
+
+def import_seconds(module: str, runs: int = 15) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return min(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                    text=True, check=True).stdout) for _ in range(runs))
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="compare with peer libraries")
+    parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--callgrind-worker", nargs=2, metavar=("NAME", "CALLS"))
+    args = parser.parse_args()
+    if args.callgrind_worker:
+        callgrind_worker(args.callgrind_worker[0], int(args.callgrind_worker[1]))
+        return
+
+    print(f"date {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, requests {version('requests')}")
+    print("versions: " + ", ".join(f"{d} {version(d)}" for d in (
+        "requests-oauthcc", "requests-oauth2client", "Authlib", "requests-oauthlib",
+        "requests-auth")))
+
+    seconds = overhead()
+    static = seconds["static header"]
+    counts = {n: instructions(n) for n in NAMES} if not args.no_callgrind else {}
+    print("\n1. per-request overhead with a valid cached token (in process)")
+    print(f"| {'contender':<24} | time vs static | instructions/call | vs static |")
+    print(f"|{'-' * 26}|----------------|-------------------|-----------|")
+    for name in NAMES:
+        ir = counts.get(name)
+        static_ir = counts.get("static header")
+        ir_text = f"{ir:>17,.0f}" if ir is not None else f"{'n/a':>17}"
+        ratio = f"{ir / static_ir:>8.2f}x" if ir is not None and static_ir else f"{'n/a':>9}"
+        print(f"| {name:<24} | {seconds[name] / static:>13.2f}x | {ir_text} | {ratio} |")
+
+    rates = throughput()
+    ratio = rates["requests-oauthcc"] / rates["static header"]
+    print(f"\n2. loopback throughput through a Session: requests-oauthcc at {ratio:.1%} of the "
+          f"static header ({rates['requests-oauthcc']:.0f} vs {rates['static header']:.0f} "
+          "req/s, median of 6 interleaved rounds)")
+
+    print("\n3. token requests (and 401s or errors returned to callers)")
+    print(f"| {'contender':<24} | 32 threads cold | 6 s of 2 s tokens, 32 threads "
+          "| revocation hits 32 threads |")
+    print(f"|{'-' * 26}|-----------------|-------------------------------|"
+          "----------------------------|")
+    for name in PEERS:
+        cold, live, revoked = cold_start(name), across_expiries(name), after_revocation(name)
+        print(f"| {name:<24} | {cold.tokens:>3} ({cold.failures} failed) "
+              f"| {live.tokens:>3} tokens ({live.failures} failed) "
+              f"| {revoked.tokens:>3} ({revoked.failures} failed) |")
+
+    ours, base = import_seconds("requests_oauthcc"), import_seconds("requests")
+    print(f"\n4. import requests_oauthcc: {ours / base:.2f}x import requests "
+          f"({ours * 1000:.0f} ms vs {base * 1000:.0f} ms, best of 15 fresh processes)")
+
+
+if __name__ == "__main__":
+    main()
