@@ -5,10 +5,10 @@
     session.auth = ClientCredentialsAuth(token_url, client_id, client_secret, scope="read")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .auth import ClientCredentialsAuth
-from .cache import CacheError, EncryptedTokenCache, MemoryTokenCache, TokenCache
 from .client_auth import SecretFile
-from .discovery import Issuer
 from .errors import (
     ConfigurationError,
     DiscoveryError,
@@ -26,10 +26,40 @@ from .errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from .file_cache import FileTokenCache
-from .redis_cache import RedisTokenCache
 from .retry import TokenRetry
 from .token import Token
+
+if TYPE_CHECKING:
+    from .cache import CacheError, EncryptedTokenCache, MemoryTokenCache, TokenCache
+    from .discovery import Issuer
+    from .file_cache import FileTokenCache
+    from .redis_cache import RedisTokenCache
+
+# Imported on first use (PEP 562), so that `import requests_oauthcc` stays light.
+_LAZY = {
+    "CacheError": "cache",
+    "EncryptedTokenCache": "cache",
+    "MemoryTokenCache": "cache",
+    "TokenCache": "cache",
+    "Issuer": "discovery",
+    "FileTokenCache": "file_cache",
+    "RedisTokenCache": "redis_cache",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __version__ = "0.1.0"
 

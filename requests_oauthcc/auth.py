@@ -13,16 +13,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import requests
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
-from ._jwt import PrivateKeySource, load_signing_key
 from ._urls import is_plain_http_to_remote, origin
-from .cache import TokenCache, cache_key
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -30,13 +28,16 @@ from .client_auth import (
     default_auth_method,
     make_client_auth,
 )
-from .config import environment_options
-from .discovery import DiscoveredEndpoint, Issuer
 from .endpoint import Timeout, TokenEndpoint, grant_parameters, private_session
 from .errors import ConfigurationError, InsecureTransportError
 from .retry import TokenRetry
-from .reuse import SharedTokenSource, TokenHolder
+from .reuse import TokenHolder
 from .token import Token
+
+if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
+    from ._jwt import PrivateKeySource
+    from .cache import TokenCache
+    from .discovery import DiscoveredEndpoint, Issuer
 
 __all__ = ["ClientCredentialsAuth"]
 
@@ -110,7 +111,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         insecure_allow_http: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        issuer = token_url.url if isinstance(token_url, Issuer) else None
+        issuer = None if isinstance(token_url, str) else _issuer_url(token_url)
         url = issuer if issuer is not None else token_url
         _check_url("issuer" if issuer is not None else "token_url", url)
         assert isinstance(url, str)
@@ -127,7 +128,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         token_session = session if session is not None else private_session()
         credentials = ClientCredentials(
             secret=client_secret,
-            key=None if private_key is None else load_signing_key(
+            key=None if private_key is None else _signing_key(
                 private_key, private_key_id, signing_alg),
             signing_alg=signing_alg,
             assertion_audience=assertion_audience,
@@ -160,6 +161,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             make_client_auth(auth_method, credentials)  # configuration errors surface now
         self._source: TokenEndpoint | DiscoveredEndpoint
         if issuer is not None:
+            from .discovery import DiscoveredEndpoint
+
             self._source = DiscoveredEndpoint(
                 issuer, session=token_session, timeout=checked_timeout,
                 credentials=credentials, auth_method=auth_method, build=build,
@@ -176,6 +179,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         checked_leeway = _check_seconds("leeway", leeway)
         shared = None
         if cache is not None:
+            from .cache import cache_key
+            from .shared import SharedTokenSource
+
             key = cache_key(
                 token_url=url, client_id=client_id, auth_method=auth_method or "(discovered)",
                 scope=dict(form).get("scope"), audience=audience,
@@ -207,6 +213,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         ``token_endpoint_auth_methods_supported`` that the credentials allow is used.
         ``options`` are the constructor's keyword options.
         """
+        from .discovery import Issuer
+
         return cls(Issuer(issuer), client_id, client_secret, **options)
 
     @classmethod
@@ -220,6 +228,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         ``CLIENT_SECRET_FILE`` (re-read at each token request), ``PRIVATE_KEY_FILE``,
         ``SCOPE``, ``AUDIENCE``, ``RESOURCE`` (space-separated URIs) and ``AUTH_METHOD``.
         """
+        from .config import environment_options
+
         return cls(**environment_options(prefix, os.environ if environ is None else environ,
                                          options))
 
@@ -260,8 +270,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         source = self._source
         endpoint = source if isinstance(source, TokenEndpoint) else source.endpoint
         where = (f"token_url={endpoint.token_url!r}" if endpoint is not None
-                 else f"issuer={source.issuer!r}" if isinstance(source, DiscoveredEndpoint)
-                 else "")
+                 else f"issuer={getattr(source, 'issuer', None)!r}")
         method = endpoint.client_auth.name if endpoint is not None else "(discovered)"
         return (
             f"{type(self).__name__}({where}, client_id={self._client_id!r}, "
@@ -330,6 +339,18 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         retried.history.append(r)
         retried.request = prep
         return retried
+
+
+def _issuer_url(value: object) -> str | None:
+    from .discovery import Issuer
+
+    return value.url if isinstance(value, Issuer) else None
+
+
+def _signing_key(key: PrivateKeySource, key_id: str | None, alg: str | None) -> Any:
+    from ._jwt import load_signing_key
+
+    return load_signing_key(key, key_id, alg)
 
 
 def _rewind(request: requests.PreparedRequest) -> bool:

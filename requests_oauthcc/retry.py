@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from dataclasses import dataclass, replace
@@ -69,6 +68,8 @@ class TokenRetry:
 
 def parse_retry_after(value: str) -> float | None:
     """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    import email.utils
+
     value = value.strip()
     if value.isdigit():
         return float(value)
