@@ -7,6 +7,10 @@ port, one thread per connection::
         auth = ClientCredentialsAuth(server.token_url, "my-client", "my-secret")
         requests.get(server.resource_url, auth=auth)
         assert server.token_requests == 1
+
+With pytest, ``-p requests_oauthcc.testing`` (or ``pytest_plugins =
+["requests_oauthcc.testing"]`` in a conftest.py) provides the fixtures ``oauth_server``
+and ``oauth_auth``; nothing is registered unless asked for.
 """
 
 from .clients import ClientRegistry
@@ -19,3 +23,10 @@ __all__ = [
     "OAuthTestServer",
     "TokenRequestRecord",
 ]
+
+try:  # the pytest plugin: fixtures oauth_server and oauth_auth (``-p requests_oauthcc.testing``)
+    from .plugin import oauth_auth, oauth_server
+except ImportError:  # pytest is not installed: the server alone still works
+    pass
+else:
+    __all__ += ["oauth_auth", "oauth_server"]

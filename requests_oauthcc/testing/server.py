@@ -94,6 +94,8 @@ class OAuthTestServer:
     ``issuer_path``: a path for the issuer (``https://host:port/tenant``).
     ``metadata``: ``"rfc8414"``, ``"oidc"`` or ``None``: which well-known document is served.
     ``metadata_overrides``: fields replacing those of the metadata document.
+    ``catch_all``: any path ending in ``/token`` is the token endpoint and any other
+    unknown path is the protected resource (to stand in for real servers' URL layouts).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class OAuthTestServer:
         issuer_path: str = "",
         metadata: str | None = "rfc8414",
         metadata_overrides: Mapping[str, Any] | None = None,
+        catch_all: bool = False,
     ) -> None:
         self.registry = ClientRegistry(
             secrets=dict(clients if clients is not None else {"test-client": "test-secret"}),
@@ -124,6 +127,7 @@ class OAuthTestServer:
         self.issuer_path = "/" + issuer_path.strip("/") if issuer_path.strip("/") else ""
         self.metadata_style = metadata
         self.metadata_overrides: dict[str, Any] = dict(metadata_overrides or {})
+        self.catch_all = catch_all
         self.token_lifetime = token_lifetime
         self.allowed_scopes = None if allowed_scopes is None else frozenset(allowed_scopes)
         self.granted_scope = granted_scope
@@ -239,6 +243,22 @@ class OAuthTestServer:
         """Forget every issued token: the resource answers 401 to them."""
         with self._lock:
             self._tokens.clear()
+
+    def expire_all(self) -> None:
+        """Make every issued token expire now (the client does not know until a 401)."""
+        now = time.monotonic()
+        with self._lock:
+            self._tokens = {k: replace(v, expires_at=now) for k, v in self._tokens.items()}
+
+    @property
+    def client_id(self) -> str:
+        """The first registered client's id (the fixtures' client)."""
+        return next(iter(self.registry.secrets))
+
+    @property
+    def client_secret(self) -> str:
+        """The first registered client's secret."""
+        return self.registry.secrets[self.client_id]
 
     def queue_response(
         self,
@@ -374,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         path = urlsplit(self.path).path
         body = self._read_body()
-        if path == "/token":
+        if path == "/token" or (self.oauth.catch_all and path.endswith("/token")):
             self._token(body)
         elif path == "/resource" or path.startswith("/resource/"):
             self._resource(body)
@@ -384,6 +404,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.oauth.metadata_document())
         elif path == "/unauthorized":
             self._send_json(401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"})
+        elif self.oauth.catch_all:
+            self._resource(body)
         else:
             self._send(404, b"not found")
 

@@ -1,0 +1,240 @@
+"""The command line: ``requests-oauthcc token|request|demo`` (also ``python -m requests_oauthcc``).
+
+Exit codes: 0 ok, 2 usage or configuration error, 3 the token endpoint refused (RFC 6749
+error shown with its description), 4 network or TLS failure. Errors go to stderr in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import requests
+
+from .auth import ClientCredentialsAuth
+from .errors import (
+    ConfigurationError,
+    DiscoveryError,
+    InsecureTransportError,
+    OAuthError,
+    TokenEndpointConnectionError,
+)
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NETWORK = 0, 2, 3, 4
+PROG = "requests-oauthcc"
+
+_OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
+    ("--token-url", "OAUTH_TOKEN_URL", {"help": "token endpoint URL"}),
+    ("--issuer", "OAUTH_ISSUER", {"help": "issuer URL; the token endpoint is discovered"}),
+    ("--client-id", "OAUTH_CLIENT_ID", {"help": "client identifier"}),
+    ("--client-secret-file", "OAUTH_CLIENT_SECRET_FILE",
+     {"help": "file holding the client secret"}),
+    ("--client-secret-stdin", None,
+     {"action": "store_true", "help": "read the client secret from the first line of stdin"}),
+    ("--client-secret", "OAUTH_CLIENT_SECRET",
+     {"help": "the client secret itself; as a flag it is visible in `ps`, so it is refused "
+              "unless --allow-secret-in-argv is given (prefer the variable or a file)"}),
+    ("--allow-secret-in-argv", None,
+     {"action": "store_true", "help": "accept --client-secret on the command line"}),
+    ("--private-key-file", "OAUTH_PRIVATE_KEY_FILE",
+     {"help": "PEM private key for private_key_jwt"}),
+    ("--scope", "OAUTH_SCOPE", {"help": "requested scope (space-separated)"}),
+    ("--audience", "OAUTH_AUDIENCE", {"help": "audience parameter (Auth0, Okta, ...)"}),
+    ("--resource", "OAUTH_RESOURCE",
+     {"action": "append", "help": "RFC 8707 resource indicator; repeatable (variable: "
+                                  "space-separated)"}),
+    ("--auth-method", "OAUTH_AUTH_METHOD",
+     {"help": "client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, "
+              "tls_client_auth or self_signed_tls_client_auth"}),
+    ("--cert", None, {"help": "client certificate (PEM) for mTLS"}),
+    ("--key", None, {"help": "private key (PEM) of --cert"}),
+    ("--ca-bundle", None, {"help": "CA bundle to verify the servers with"}),
+    ("--timeout", None, {"type": float, "default": 10.0,
+                         "help": "seconds for each token request (default 10)"}),
+    ("--insecure-allow-http", None,
+     {"action": "store_true", "help": "allow plain http to non-loopback hosts (test rigs)"}),
+]
+
+
+def _add_auth_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("authorization (flags win over OAUTH_* variables)")
+    for flag, env, spec in _OPTIONS:
+        help_text = spec["help"] + (f" [env: {env}]" if env else "")
+        group.add_argument(flag, **{**spec, "help": help_text})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=(
+        "OAuth 2.0 Client Credentials for requests. Exit codes: 0 ok, 2 usage, "
+        "3 token endpoint refused, 4 network/TLS failure."))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    token = commands.add_parser("token", help="fetch a token and print it",
+                                description="Fetch a token and print it (bare, for "
+                                            "curl -H \"Authorization: Bearer $(...)\").")
+    token.add_argument("--json", action="store_true",
+                       help="print the whole token response plus the computed expires_at")
+    _add_auth_options(token)
+    request = commands.add_parser("request", help="make one API call with the auth mounted",
+                                  description="Make one call and print the status and body.")
+    request.add_argument("method", help="HTTP method, e.g. GET")
+    request.add_argument("url", help="the API URL")
+    request.add_argument("--data", help="request body; @FILE reads it from a file")
+    request.add_argument("--header", "-H", action="append", default=[],
+                         help="extra header 'Name: value'; repeatable")
+    request.add_argument("--verbose", "-v", action="store_true",
+                         help="show the token fetch and 401-retry decisions on stderr")
+    _add_auth_options(request)
+    commands.add_parser("demo", help="run the main job against an embedded local server")
+    return parser
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _secret_option(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
+    given = [args.client_secret is not None, bool(args.client_secret_file),
+             args.client_secret_stdin]
+    if sum(given) > 1:
+        raise _UsageError("give only one of --client-secret, --client-secret-file and "
+                          "--client-secret-stdin")
+    if args.client_secret is not None:
+        if not args.allow_secret_in_argv:
+            raise _UsageError("--client-secret puts the secret where `ps` shows it; use "
+                              "OAUTH_CLIENT_SECRET, --client-secret-file or "
+                              "--client-secret-stdin (or add --allow-secret-in-argv)")
+        return {"client_secret": args.client_secret}
+    if args.client_secret_stdin:
+        secret = stdin.readline().strip()
+        if not secret:
+            raise _UsageError("--client-secret-stdin: stdin gave no secret")
+        return {"client_secret": secret}
+    if args.client_secret_file:
+        from .client_auth import SecretFile
+
+        return {"client_secret": SecretFile(args.client_secret_file)}
+    return {}
+
+
+def _auth_from(args: argparse.Namespace, stdin: TextIO) -> ClientCredentialsAuth:
+    options = _secret_option(args, stdin)
+    if args.token_url and args.issuer:
+        raise _UsageError("give --token-url or --issuer, not both")
+    if args.token_url:
+        options["token_url"] = args.token_url
+    elif args.issuer:
+        from .discovery import Issuer
+
+        options["token_url"] = Issuer(args.issuer)
+    for name in ("client_id", "scope", "audience", "auth_method"):
+        if getattr(args, name):
+            options[name] = getattr(args, name)
+    if args.private_key_file:
+        options["private_key"] = args.private_key_file
+    if args.resource:
+        options["resource"] = args.resource
+    if args.cert:
+        options["cert"] = (args.cert, args.key) if args.key else args.cert
+    if args.ca_bundle:
+        session = requests.Session()
+        session.verify = args.ca_bundle
+        options["session"] = session
+    options["timeout"] = args.timeout
+    options["insecure_allow_http"] = args.insecure_allow_http
+    return ClientCredentialsAuth.from_env(**options)
+
+
+def _token(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    auth = _auth_from(args, stdin)
+    token = auth.fetch_token()
+    if not args.json:
+        print(token.access_token, file=out)
+        return EXIT_OK
+    document = dict(token.raw)
+    remaining = token.expires_in(time.monotonic())
+    if remaining is not None:
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            seconds=remaining)
+        document["expires_at"] = expires.isoformat(timespec="seconds")
+    print(json.dumps(document, indent=2, sort_keys=True), file=out)
+    return EXIT_OK
+
+
+def _request(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    if args.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("* %(name)s: %(message)s"))
+        package = logging.getLogger("requests_oauthcc")
+        package.addHandler(handler)
+        package.setLevel(logging.DEBUG)
+    headers = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise _UsageError(f"--header {header!r} is not 'Name: value'")
+        headers[name.strip()] = value.strip()
+    data: bytes | None = None
+    if args.data is not None:
+        if args.data.startswith("@"):
+            with open(args.data[1:], "rb") as file:
+                data = file.read()
+        else:
+            data = args.data.encode()
+    with _auth_from(args, stdin).make_session() as session:
+        if args.ca_bundle:
+            session.verify = args.ca_bundle
+        response = session.request(args.method.upper(), args.url, data=data, headers=headers,
+                                   timeout=args.timeout)
+    for earlier in response.history:
+        if args.verbose:
+            print(f"* earlier answer: {earlier.status_code} {earlier.reason}", file=sys.stderr)
+    print(f"{response.status_code} {response.reason}", file=out)
+    print(response.text, file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
+         stdin: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from .demo import run
+
+        return run()
+    commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+        "token": _token, "request": _request,
+    }
+    try:
+        return commands[args.command](args, out or sys.stdout, stdin or sys.stdin)
+    except (_UsageError, OSError, requests.RequestException) as exc:
+        message, code = _diagnose(exc)
+        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+        return code
+
+
+def _diagnose(exc: BaseException) -> tuple[str, int]:
+    """The one-line message and the exit code for an error."""
+    if isinstance(exc, (_UsageError, ConfigurationError, InsecureTransportError)):
+        hint = " (or the matching flag: see --help)" if "OAUTH_" in str(exc) else ""
+        return f"{exc}{hint}", EXIT_USAGE
+    if isinstance(exc, TokenEndpointConnectionError):
+        return str(exc), EXIT_NETWORK
+    if isinstance(exc, DiscoveryError):
+        network = isinstance(exc.__cause__, requests.RequestException)
+        return str(exc), EXIT_NETWORK if network else EXIT_REFUSED
+    if isinstance(exc, OAuthError):
+        return str(exc), EXIT_REFUSED
+    if isinstance(exc, requests.RequestException):
+        return f"{type(exc).__name__}: {exc}", EXIT_NETWORK
+    assert isinstance(exc, OSError)
+    return f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_USAGE
+
