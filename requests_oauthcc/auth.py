@@ -65,7 +65,14 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``audience``: the vendor ``audience`` parameter (Auth0, Okta, ...).
     ``resource``: an RFC 8707 resource indicator, or several (one form field each).
     ``extra_params``: further form fields (a value may be a list: one field each).
-    ``auth_method``: ``"client_secret_basic"`` (default) or ``"client_secret_post"``.
+    ``auth_method``: an RFC 7591 name: ``client_secret_basic``, ``client_secret_post``,
+    ``client_secret_jwt``, ``private_key_jwt``, ``tls_client_auth`` or
+    ``self_signed_tls_client_auth``. Default: ``client_secret_basic`` for a secret,
+    ``private_key_jwt`` for a key, ``tls_client_auth`` for a certificate alone.
+    ``private_key``: for ``private_key_jwt``, a PEM string or bytes, a path or a JWK dict;
+    ``private_key_id`` (the ``kid``), ``signing_alg`` and ``assertion_audience`` (the
+    assertion's ``aud``, default the token URL) refine it.
+    ``cert``: a client certificate for token requests, as requests takes it (mTLS methods).
     ``leeway``: seconds before expiry at which a new token is fetched (default 30); a token
     living shorter than ten times the leeway is refreshed at 90% of its life.
     ``timeout``: seconds for each token request, or ``(connect, read)`` (default 10).

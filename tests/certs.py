@@ -38,8 +38,11 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> str:
     return str(path)
 
 
-def make_pki(directory: Path) -> Pki:
-    """A CA and two leaf certificates, written as PEM files under ``directory``."""
+def make_pki(directory: Path, server_names: tuple[str, ...] = ("localhost",)) -> Pki:
+    """A CA and leaf certificates, written as PEM files under ``directory``.
+
+    The server certificate is valid for ``server_names`` and 127.0.0.1.
+    """
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -61,7 +64,8 @@ def make_pki(directory: Path) -> Pki:
         )
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                *(x509.DNSName(n) for n in server_names),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             ]), critical=False)
         return builder.sign(ca_key, hashes.SHA256()), key
 

@@ -94,8 +94,9 @@ class OAuthTestServer:
     ``issuer_path``: a path for the issuer (``https://host:port/tenant``).
     ``metadata``: ``"rfc8414"``, ``"oidc"`` or ``None``: which well-known document is served.
     ``metadata_overrides``: fields replacing those of the metadata document.
-    ``catch_all``: any path ending in ``/token`` is the token endpoint and any other
-    unknown path is the protected resource (to stand in for real servers' URL layouts).
+    ``catch_all``: any path ending in ``/token`` is the token endpoint, any well-known path
+    serves metadata for the issuer its Host header and path name, and any other unknown
+    path is the protected resource (to stand in for real servers' URL layouts).
     """
 
     def __init__(
@@ -400,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._resource(body)
         elif path == "/redirect":
             self._redirect()
+        elif self.oauth.catch_all and "/.well-known/" in path:
+            self._send_json(200, self._virtual_metadata(path))
         elif path in self._metadata_paths():
             self._send_json(200, self.oauth.metadata_document())
         elif path == "/unauthorized":
@@ -410,6 +413,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _route
+
+    def _virtual_metadata(self, path: str) -> dict[str, Any]:
+        """Metadata for whatever issuer the Host header and well-known path name."""
+        before, _, after = path.partition("/.well-known/")
+        issuer_path = before if before else "/" + after.partition("/")[2]
+        issuer = f"https://{self.headers.get('Host', 'localhost')}{issuer_path.rstrip('/')}"
+        document = self.oauth.metadata_document()
+        document.update(issuer=issuer, token_endpoint=f"{issuer}/token")
+        return document
 
     def _metadata_paths(self) -> tuple[str, ...]:
         style, issuer_path = self.oauth.metadata_style, self.oauth.issuer_path
@@ -459,9 +471,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
         peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
+        as_seen = f"{scheme}://{self.headers.get('Host', '')}{urlsplit(self.path).path}"
         return authenticate_client(
             self.oauth.registry, self.headers.get("Authorization", ""), form, peer,
-            audiences=(self.oauth.token_url, self.oauth.issuer),
+            audiences=(self.oauth.token_url, self.oauth.issuer, as_seen),
         )
 
     # -- protected resource -----------------------------------------------------------
