@@ -15,6 +15,28 @@ CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret-Zq8mX4"  # distinctive, so leak checks can search for it
 
 
+def in_threads(n: int, target: Callable[[], object]) -> list[object]:
+    """Run ``target`` in ``n`` threads released together; their results or exceptions."""
+    import threading
+
+    results: list[object] = []
+    barrier = threading.Barrier(n)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(target())
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
 class FakeClock:
     """A monotonic clock that tests move by hand instead of sleeping."""
 

@@ -19,7 +19,7 @@ from requests_oauthcc import (
 )
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock
+from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, in_threads
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 
@@ -290,20 +290,12 @@ def test_thirty_two_cold_threads_make_one_token_request(
 ) -> None:
     """32 threads sharing one auth, starting together, cause exactly one token request."""
     auth = make_auth()
-    barrier = threading.Barrier(32)
-    statuses: list[int] = []
 
-    def worker() -> None:
+    def call() -> int:
         with requests.Session() as s:
-            barrier.wait()
-            statuses.append(s.get(server.resource_url, auth=auth, timeout=10).status_code)
+            return s.get(server.resource_url, auth=auth, timeout=10).status_code
 
-    threads = [threading.Thread(target=worker) for _ in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert statuses == [200] * 32
+    assert in_threads(32, call) == [200] * 32
     assert server.token_requests == 1
 
 
@@ -314,18 +306,9 @@ def test_revocation_seen_by_many_threads_costs_one_token(
     auth = make_auth()
     auth.fetch_token()
     server.revoke_all()
-    barrier = threading.Barrier(16)
-    statuses: list[int] = []
-
-    def worker() -> None:
-        barrier.wait()
-        statuses.append(requests.get(server.resource_url, auth=auth, timeout=10).status_code)
-
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
+    statuses = in_threads(
+        16, lambda: requests.get(server.resource_url, auth=auth, timeout=10).status_code
+    )
     assert statuses == [200] * 16
     assert server.token_requests == 2
 

@@ -11,7 +11,7 @@ import pytest
 from requests_oauthcc import Token, TokenEndpointError
 from requests_oauthcc.reuse import TokenHolder
 
-from .conftest import FakeClock
+from .conftest import FakeClock, in_threads
 
 
 class Fetcher:
@@ -47,25 +47,6 @@ def held(holder: TokenHolder) -> Token | None:
     return holder.token
 
 
-def run_threads(n: int, target: object) -> list[object]:
-    results: list[object] = []
-    barrier = threading.Barrier(n)
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            results.append(target())  # type: ignore[operator]
-        except Exception as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return results
-
-
 def test_reuses_until_refresh_time(clock: FakeClock) -> None:
     """A held token is returned until leeway before expiry, then replaced."""
     fetch = Fetcher(clock)
@@ -82,7 +63,7 @@ def test_concurrent_cold_callers_share_one_fetch(clock: FakeClock) -> None:
     fetch = Fetcher(clock)
     fetch.delay = 0.2
     holder = holder_for(fetch)
-    results = run_threads(32, holder.get)
+    results = in_threads(32, holder.get)
     assert fetch.calls == 1
     assert len({id(r) for r in results}) == 1 and isinstance(results[0], Token)
 
@@ -93,7 +74,7 @@ def test_waiters_get_the_same_error_instead_of_stampeding(clock: FakeClock) -> N
     fetch.delay = 0.2
     fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
     holder = holder_for(fetch)
-    results = run_threads(16, holder.get)
+    results = in_threads(16, holder.get)
     assert fetch.calls == 1
     assert all(r is fetch.error for r in results)
 
@@ -157,7 +138,7 @@ def test_many_threads_rejecting_the_same_token_fetch_once(clock: FakeClock) -> N
     holder = holder_for(fetch)
     first = holder.get()
     fetch.delay = 0.1
-    results = run_threads(32, lambda: holder.get(rejected=first))
+    results = in_threads(32, lambda: holder.get(rejected=first))
     assert fetch.calls == 2
     assert all(isinstance(r, Token) and r is not first for r in results)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ from requests_oauthcc import (
     TokenError,
 )
 
+from ..conftest import in_threads
 from .conftest import (
     BASIC_ID,
     BASIC_SECRET,
@@ -149,17 +149,7 @@ def test_sixteen_threads_share_one_token_request(interop: Interop) -> None:
     auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
                                  auth_method="client_secret_post")
     before = interop.token_requests()
-    barrier = threading.Barrier(16)
-    statuses: list[int] = []
-
-    def worker() -> None:
-        barrier.wait()
-        statuses.append(requests.get(interop.api(), auth=auth, timeout=10).status_code)
-
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    statuses = in_threads(16, lambda: requests.get(interop.api(), auth=auth, timeout=10)
+                          .status_code)
     assert statuses == [200] * 16
     assert interop.token_requests() == before + 1
