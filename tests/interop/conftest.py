@@ -84,54 +84,120 @@ def _client(client_id: str, method: str, **extra: Any) -> dict[str, Any]:
             "token_endpoint_auth_method": method, **extra}
 
 
-@pytest.fixture(scope="session")
-def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
+def _config(keys: dict[str, Any], clients: list[dict[str, Any]]) -> dict[str, Any]:
+    rs = {"client_id": "resource-server", "client_secret": "rs-secret"}
+    return {
+        "token_ttl": 2,
+        "jwt_resource": "https://api.example.test/jwt",
+        "opaque_resource": "https://api.example.test/opaque",
+        "signing_key": keys["signing"],
+        "resource_server": rs,
+        "clients": [*clients, {**rs, "grant_types": [], "response_types": [],
+                               "redirect_uris": [],
+                               "token_endpoint_auth_method": "client_secret_basic"}],
+    }
+
+
+def _start(config: dict[str, Any], directory: Path, env: dict[str, str] | None = None,
+           ) -> tuple[subprocess.Popen[str], str]:
     node = shutil.which("node")
     if node is None:
         _missing("node is not installed: the interop tests need Node.js")
     if not (HERE / "node_modules" / "oidc-provider").is_dir():
         _missing("oidc-provider is not installed: run `npm ci` in tests/interop")
-    keys = _keys()
-    config = {
-        "token_ttl": 2,
-        "jwt_resource": "https://api.example.test/jwt",
-        "opaque_resource": "https://api.example.test/opaque",
-        "signing_key": keys["signing"],
-        "resource_server": {"client_id": "resource-server", "client_secret": "rs-secret"},
-        "clients": [
-            _client(BASIC_ID, "client_secret_basic", client_secret=BASIC_SECRET),
-            _client(POST_ID, "client_secret_post", client_secret=POST_SECRET),
-            _client(JWT_ID, "client_secret_jwt", client_secret=JWT_SECRET),
-            _client(RSA_ID, "private_key_jwt", jwks={"keys": [keys["rsa_public"]]}),
-            _client(EC_ID, "private_key_jwt", jwks={"keys": [keys["ec_public"]]}),
-            {"client_id": "resource-server", "client_secret": "rs-secret", "grant_types": [],
-             "response_types": [], "redirect_uris": [],
-             "token_endpoint_auth_method": "client_secret_basic"},
-        ],
-    }
-    config_path = tmp_path_factory.mktemp("interop") / "config.json"
-    config_path.write_text(json.dumps(config))
     assert node is not None
+    config_path = directory / "config.json"
+    config_path.write_text(json.dumps(config))
     process = subprocess.Popen([node, "server.mjs", str(config_path)], cwd=HERE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **(env or {})})
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 30)
     line = process.stdout.readline() if ready else ""
     if not line:
         process.kill()
         stderr = process.stderr.read() if process.stderr else ""
+        _stop(process)
         pytest.fail(f"oidc-provider did not start: {stderr[-2000:]}")
-    started = json.loads(line)
-    try:
-        yield Interop(issuer=started["issuer"], rsa_private_pem=keys["rsa_pem"],
-                      ec_private_pem=keys["ec_pem"])
-    finally:
+    issuer: str = json.loads(line)["issuer"]
+    return process, issuer
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+@pytest.fixture(scope="session")
+def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
+    keys = _keys()
+    config = _config(keys, [
+        _client(BASIC_ID, "client_secret_basic", client_secret=BASIC_SECRET),
+        _client(POST_ID, "client_secret_post", client_secret=POST_SECRET),
+        _client(JWT_ID, "client_secret_jwt", client_secret=JWT_SECRET),
+        _client(RSA_ID, "private_key_jwt", jwks={"keys": [keys["rsa_public"]]}),
+        _client(EC_ID, "private_key_jwt", jwks={"keys": [keys["ec_public"]]}),
+    ])
+    process, issuer = _start(config, tmp_path_factory.mktemp("interop"))
+    try:
+        yield Interop(issuer=issuer, rsa_private_pem=keys["rsa_pem"],
+                      ec_private_pem=keys["ec_pem"])
+    finally:
+        _stop(process)
+
+
+@dataclass
+class MtlsInterop:
+    issuer: str
+    pki: Any
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer}/token"
+
+    def api(self, path: str = "data") -> str:
+        return f"{self.issuer}/api/{path}"
+
+
+@pytest.fixture(scope="session")
+def interop_mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsInterop]:
+    """oidc-provider over https with its RFC 8705 features on, for the mTLS methods."""
+    import base64
+
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ..certs import make_pki
+
+    directory = tmp_path_factory.mktemp("interop-mtls")
+    pki = make_pki(directory)
+    self_signed = x509.load_pem_x509_certificate(Path(pki.self_signed_cert).read_bytes())
+    public_key = self_signed.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(public_key, as_dict=True)
+    jwk["x5c"] = [base64.b64encode(self_signed.public_bytes(serialization.Encoding.DER))
+                  .decode()]
+    bound = {"tls_client_certificate_bound_access_tokens": True}
+    config = _config(_keys(), [
+        _client("mtls-client", "tls_client_auth", tls_client_auth_subject_dn="CN=test-client",
+                **bound),
+        _client("self-signed-client", "self_signed_tls_client_auth", jwks={"keys": [jwk]},
+                **bound),
+    ])
+    config["tls"] = {"key": pki.server_key, "cert": pki.server_cert,
+                     "client_ca": [pki.ca, pki.self_signed_cert]}
+    process, issuer = _start(config, directory, {"NODE_EXTRA_CA_CERTS": pki.ca})
+    try:
+        yield MtlsInterop(issuer=issuer, pki=pki)
+    finally:
+        _stop(process)

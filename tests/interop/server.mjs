@@ -5,18 +5,47 @@
 // The resource (/api/...) validates access tokens for real: JWT access tokens against the
 // provider's JWKS, opaque ones through the provider's introspection endpoint. It answers
 // RFC 6750 401s. /_stats reports how many token requests the provider received.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const stats = { token_requests: 0 };
 
-const server = http.createServer();
+// With config.tls the server speaks https and asks for (but does not require) a client
+// certificate, for the RFC 8705 methods and certificate-bound tokens.
+const tls = config.tls && {
+  key: fs.readFileSync(config.tls.key),
+  cert: fs.readFileSync(config.tls.cert),
+  ca: config.tls.client_ca.map((path) => fs.readFileSync(path)),
+  requestCert: true,
+  rejectUnauthorized: false,
+};
+const server = tls ? https.createServer(tls) : http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address();
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+function peerCertificate(socket) {
+  const peer = socket.getPeerCertificate ? socket.getPeerCertificate() : null;
+  return peer && peer.raw ? new crypto.X509Certificate(peer.raw) : undefined;
+}
+
+const mTLS = {
+  enabled: true,
+  certificateBoundAccessTokens: true,
+  tlsClientAuth: true,
+  selfSignedTlsClientAuth: true,
+  getCertificate: (ctx) => peerCertificate(ctx.req.socket),
+  certificateAuthorized: (ctx) => ctx.req.socket.authorized,
+  certificateSubjectMatches(ctx, property, expected) {
+    const cert = peerCertificate(ctx.req.socket);
+    return property === 'tls_client_auth_subject_dn' && cert && cert.subject === expected;
+  },
+};
 const resources = {
   [config.jwt_resource]: 'jwt',
   [config.opaque_resource]: 'opaque',
@@ -28,6 +57,7 @@ const provider = new Provider(issuer, {
   scopes: ['read', 'write', 'admin'],
   clientAuthMethods: [
     'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt',
+    ...(tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
   ],
   enabledJWA: {
     clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'],
@@ -35,6 +65,7 @@ const provider = new Provider(issuer, {
   ttl: { ClientCredentials: config.token_ttl },
   features: {
     devInteractions: { enabled: false },
+    ...(tls ? { mTLS } : {}),
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
@@ -73,13 +104,23 @@ async function introspect(token) {
   return response.json();
 }
 
-async function validate(token) {
+// RFC 8705 §3: a certificate-bound token is only good with the same certificate.
+function boundToPresented(confirmation, socket) {
+  const bound = confirmation && confirmation['x5t#S256'];
+  if (!bound) return true;
+  const cert = peerCertificate(socket);
+  return Boolean(cert) && crypto.hash('sha256', cert.raw, 'base64url') === bound;
+}
+
+async function validate(token, socket) {
   if (token.split('.').length === 3) {
     const { payload } = await jwtVerify(token, jwks, { issuer, audience: config.jwt_resource });
+    if (!boundToPresented(payload.cnf, socket)) return null;
     return { client_id: payload.client_id, scope: payload.scope, format: 'jwt' };
   }
   const info = await introspect(token);
   if (!info.active || info.aud !== config.opaque_resource) return null;
+  if (!boundToPresented(info.cnf, socket)) return null;
   return { client_id: info.client_id, scope: info.scope, format: 'opaque' };
 }
 
@@ -93,7 +134,7 @@ async function resource(req, res) {
   const token = header.startsWith('Bearer ') ? header.slice(7) : null;
   let info = null;
   try {
-    info = token && await validate(token);
+    info = token && await validate(token, req.socket);
   } catch (err) {
     if (process.env.INTEROP_DEBUG) console.error('token rejected:', err);
     info = null;

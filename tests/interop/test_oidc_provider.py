@@ -27,6 +27,7 @@ from .conftest import (
     POST_SECRET,
     RSA_ID,
     Interop,
+    MtlsInterop,
 )
 
 
@@ -153,3 +154,28 @@ def test_sixteen_threads_share_one_token_request(interop: Interop) -> None:
                           .status_code)
     assert statuses == [200] * 16
     assert interop.token_requests() == before + 1
+
+
+@pytest.mark.parametrize(
+    ("client_id", "method"),
+    [("mtls-client", "tls_client_auth"), ("self-signed-client", "self_signed_tls_client_auth")],
+)
+def test_mtls_methods_and_certificate_bound_tokens(
+    interop_mtls: MtlsInterop, client_id: str, method: str
+) -> None:
+    """RFC 8705 over real TLS: the certificate authenticates the client, the token is bound
+    to it (the API refuses it without the certificate), and make_session() sends it."""
+    pki = interop_mtls.pki
+    cert = ((pki.client_cert, pki.client_key) if method == "tls_client_auth"
+            else (pki.self_signed_cert, pki.self_signed_key))
+    token_session = requests.Session()
+    token_session.verify = pki.ca
+    auth = ClientCredentialsAuth(interop_mtls.token_url, client_id, auth_method=method,
+                                 cert=cert, session=token_session, retries=0)
+    token = auth.fetch_token()
+    assert token.raw.get("token_type", "").lower() == "bearer"
+    without = requests.get(interop_mtls.api(), auth=auth, verify=pki.ca, timeout=10)
+    assert without.status_code == 401
+    with auth.make_session() as api:
+        response = api.get(interop_mtls.api(), verify=pki.ca, timeout=10)
+    assert response.status_code == 200 and response.json()["client_id"] == client_id
