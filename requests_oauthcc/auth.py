@@ -207,6 +207,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._allow_http = bool(insecure_allow_http)
         self._hook = partial(self._retry_on_401, None)
+        self._http_verdicts: dict[str, bool] = {}
 
     @classmethod
     def from_issuer(
@@ -309,12 +310,28 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """Whether the token may go to ``url``: allowed origin, and not plain http afar."""
         if self._allowed_origins is not None and origin(url) not in self._allowed_origins:
             return False
-        if not self._allow_http and is_plain_http_to_remote(url):
+        if not self._allow_http and self._plain_http_to_remote(url):
             raise InsecureTransportError(
                 f"refusing to send a bearer token over plain http to {origin(url)}: use "
                 "https (or insecure_allow_http=True, for test rigs only)"
             )
         return True
+
+    def _plain_http_to_remote(self, url: str) -> bool:
+        """:func:`is_plain_http_to_remote`, remembered per ``scheme://authority`` prefix.
+
+        Parsing the URL and the host address costs more than the rest of the per-request
+        path; loopback APIs over http would pay it on every request.
+        """
+        end = url.find("/", url.find("//") + 2)
+        prefix = url if end < 0 else url[:end]
+        verdict = self._http_verdicts.get(prefix)
+        if verdict is None:
+            verdict = is_plain_http_to_remote(url)
+            if len(self._http_verdicts) >= 64:
+                self._http_verdicts.clear()
+            self._http_verdicts[prefix] = verdict
+        return verdict
 
     def _retry_on_401(
         self, token: Token | None, r: requests.Response, **kwargs: Any

@@ -416,3 +416,16 @@ def test_bad_arguments_are_configuration_errors(
         make_auth(**kwargs)
     assert isinstance(caught.value, ValueError)
     assert CLIENT_SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.invalid/api", "http://127.0.0.1@evil.example/x",
+     "http://127.0.0.1.evil.example/x", "HTTP://example.invalid/"],
+)
+def test_plain_http_refusal_holds_on_every_request(make_auth: MakeAuth, url: str) -> None:
+    """The remembered verdict per scheme://authority never lets a remote host through."""
+    auth = make_auth()
+    for _ in range(3):
+        with pytest.raises(InsecureTransportError):
+            requests.get(url, auth=auth, timeout=5)
