@@ -183,8 +183,11 @@ def callgrind_worker(name: str, calls: int) -> None:
     srv.stop()
 
 
-def instructions(name: str, low: int = 200, high: int = 1200) -> float | None:
-    """Instructions per attach: the difference of two runs, divided by the extra calls."""
+def instructions(name: str, low: int = 200, high: int = 2200) -> float | None:
+    """Instructions per attach: the difference of two runs, divided by the extra calls.
+
+    PYTHONHASHSEED is fixed so that both runs lay out their dicts alike.
+    """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         return None
@@ -194,7 +197,8 @@ def instructions(name: str, low: int = 200, high: int = 1200) -> float | None:
         result = subprocess.run(
             [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
              __file__, "--callgrind-worker", name, str(calls)],
-            capture_output=True, text=True, check=False)
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "PYTHONHASHSEED": "0"})
         match = re.search(r"Collected : (\d+)", result.stderr)
         if not match:
             return None
