@@ -144,13 +144,14 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         form = grant_parameters(
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
+        requested_scope = dict(form).get("scope")
         checked_timeout = _check_timeout(timeout)
         endpoint_for = partial(
             TokenEndpoint,
             client_id=client_id,
             session=token_session,
             form=form,
-            requested_scope=dict(form).get("scope"),
+            requested_scope=requested_scope,
             timeout=checked_timeout,
             retry=TokenRetry.from_value(retries),
             default_lifetime=_check_seconds("default_lifetime", default_lifetime, allow_none=True),
@@ -179,7 +180,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             assert auth_method is not None
             self._source = build(url, auth_method)
         self._client_id = client_id
-        self._requested_scope = dict(form).get("scope")
+        self._requested_scope = requested_scope
         self._token_session = token_session
         self._cert = cert
         self._owns_session = session is None
@@ -191,7 +192,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
             key = cache_key(
                 token_url=url, client_id=client_id, auth_method=auth_method or "(discovered)",
-                scope=dict(form).get("scope"), audience=audience,
+                scope=requested_scope, audience=audience,
                 resources=[v for k, v in form if k == "resource"],
                 extra_params=[(k, v) for k, v in form
                               if k not in ("scope", "audience", "resource")],
