@@ -289,11 +289,11 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     # -- requests hooks ---------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        # The per-request path: no lock, no I/O, no logging, no allocation but the header.
+        # The per-request path: no lock, no I/O, no logging; the hook is built once per token.
         url = r.url or ""
-        if (self._allowed_origins is not None or url[:8] != "https://") and not self._may_attach(
-            url
-        ):
+        if (
+            self._allowed_origins is not None or not url.startswith("https://")
+        ) and not self._may_attach(url):
             return r
         current = self._holder.current
         if current is None or self._clock() >= current[1]:  # noqa: SIM108 - fastest form
