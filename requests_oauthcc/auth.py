@@ -165,12 +165,12 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
         if auth_method is None and issuer is None:
             auth_method = default_auth_method(credentials)
-        if auth_method is not None:
-            make_client_auth(auth_method, credentials)  # configuration errors surface now
         self._source: TokenEndpoint | DiscoveredEndpoint
         if issuer is not None:
             from .discovery import DiscoveredEndpoint
 
+            if auth_method is not None:  # configuration errors surface now, not at discovery
+                make_client_auth(auth_method, credentials)
             self._source = DiscoveredEndpoint(
                 issuer, session=token_session, timeout=checked_timeout,
                 credentials=credentials, auth_method=auth_method, build=build,

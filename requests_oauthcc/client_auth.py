@@ -133,10 +133,6 @@ class PrivateKeyJWT:
     assertion_audience: str | None = None
     assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
 
-    @property
-    def alg(self) -> str:
-        return self.key.alg
-
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         assertion = sign_assertion(
             self.key, client_id=client_id, audience=self.assertion_audience or token_url,

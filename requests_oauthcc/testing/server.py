@@ -124,7 +124,6 @@ class OAuthTestServer:
             keys=dict(client_keys or {}),
             certificates=dict(tls_clients or {}),
         )
-        self.clients = self.registry.secrets
         self.issuer_path = "/" + issuer_path.strip("/") if issuer_path.strip("/") else ""
         self.metadata_style = metadata
         self.metadata_overrides: dict[str, Any] = dict(metadata_overrides or {})
