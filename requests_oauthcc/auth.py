@@ -28,8 +28,9 @@ from .client_auth import (
     default_auth_method,
     make_client_auth,
 )
-from .endpoint import Timeout, TokenEndpoint, grant_parameters, private_session
+from .endpoint import Timeout, TokenEndpoint, private_session
 from .errors import ConfigurationError, InsecureTransportError
+from .form import grant_parameters
 from .retry import TokenRetry
 from .reuse import TokenHolder
 from .token import Token

@@ -1,42 +1,31 @@
-"""Talks to the token endpoint: builds the form, authenticates the client, sends the
-request with its own Session, and turns the answer into a :class:`Token` or a typed error.
+"""Talks to the token endpoint: authenticates the client, sends the request with its own
+Session, retries transient failures, and hands the answer to :mod:`.response`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import re
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
-from .client_auth import Cert, ClientAuthMethod
+from .client_auth import Cert, ClientAuthMethod, ClientAuthParts
 from .errors import (
-    ConfigurationError,
     InvalidTokenResponseError,
     TokenEndpointConnectionError,
     TokenEndpointError,
-    TokenError,
-    token_error_class,
 )
+from .redaction import REDACTED, Redactor, SensitiveText, server_text
+from .response import interpret_token_response
 from .retry import TokenRetry
 from .token import Token
 
-__all__ = [
-    "MAX_BODY_BYTES",
-    "TokenEndpoint",
-    "grant_parameters",
-    "parse_token_response",
-    "private_session",
-]
+__all__ = ["MAX_BODY_BYTES", "TokenEndpoint", "private_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +33,7 @@ MAX_BODY_BYTES = 1 << 20
 """A token response larger than this (1 MiB, after decompression) is refused."""
 
 _SENSITIVE_FIELDS = frozenset({"client_secret", "client_assertion"})
-_RESERVED_FIELDS = frozenset({
-    "grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
-    "scope", "audience", "resource",
-})
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-_EXCERPT_CHARS = 200
-_NOT_JSON = object()
-_STATUS_HINTS = {
-    401: " (check client_id, client_secret and auth_method)",
-    403: " (check that this client may use the client credentials grant)",
-    404: " (check token_url)",
-}
+_FORM = "application/x-www-form-urlencoded"
 
 Timeout = float | tuple[float, float]
 
@@ -124,13 +102,16 @@ class TokenEndpoint:
         return delay
 
     def _attempt(self) -> Token:
+        # No local of this frame shows a credential: the body and the headers are
+        # SensitiveText, the parts and the redactor have no revealing repr.
         parts = self.client_auth.authenticate(self.client_id, self.token_url)
-        form = [("grant_type", "client_credentials"), *self.form, *parts.form]
-        redact = _Redactor(parts.secrets)
+        body = self._body(parts)
+        redact = Redactor(parts.secrets)
         issued_at = self.clock()
         try:
             response = self.session.post(
-                self.token_url, data=form, headers={"Accept": "application/json"},
+                self.token_url, data=body,
+                headers={"Accept": "application/json", "Content-Type": _FORM},
                 auth=_HeaderAuth(parts.headers), timeout=self.timeout,
                 allow_redirects=False, stream=True,
                 # Passed explicitly: requests lets REQUESTS_CA_BUNDLE override a Session's
@@ -140,49 +121,37 @@ class TokenEndpoint:
             )
         except requests.RequestException as exc:
             if isinstance(exc.request, requests.PreparedRequest):
-                exc.request = _scrubbed(exc.request, form)
+                exc.request = self._scrubbed(exc.request, parts)
             raise TokenEndpointConnectionError(
                 f"could not reach the token endpoint {self.token_url}: "
-                f"{type(exc).__name__}: {redact(str(exc))}",
+                f"{type(exc).__name__}: {server_text(str(exc), redact)}",
                 token_url=self.token_url,
             ) from exc
         with response:
-            response.request = _scrubbed(response.request, form)
-            body = read_capped(response, self.max_body_bytes, self.token_url)
-        return self._interpret(response, body, redact, issued_at)
-
-    def _interpret(
-        self, response: requests.Response, body: bytes, redact: _Redactor, issued_at: float
-    ) -> Token:
-        status = response.status_code
-        where = f"the token endpoint {self.token_url} answered {status}"
-        if 300 <= status < 400:
-            raise TokenEndpointError(
-                f"{where}, a redirect to {response.headers.get('Location', '(no Location)')!r}; "
-                "token requests never follow redirects: set token_url to the final URL",
-                token_url=self.token_url, status_code=status, response=response,
-            )
-        try:
-            payload: object = json.loads(body)
-        except ValueError:
-            payload = _NOT_JSON
-        if isinstance(payload, dict) and "error" in payload:
-            raise _token_error(payload, where, redact, self.token_url, response)
-        if not 200 <= status < 300:
-            hint = _STATUS_HINTS.get(status, "")
-            raise TokenEndpointError(
-                f"{where} without an OAuth error{hint}: {_excerpt(body, redact)}",
-                token_url=self.token_url, status_code=status, response=response,
-            )
-        if payload is _NOT_JSON:
-            raise InvalidTokenResponseError(
-                f"{where} with a body that is not JSON: {_excerpt(body, redact)}",
-                token_url=self.token_url, status_code=status, response=response,
-            )
-        return parse_token_response(
-            payload, issued_at=issued_at, requested_scope=self.requested_scope,
-            default_lifetime=self.default_lifetime, token_url=self.token_url, response=response,
+            response.request = self._scrubbed(response.request, parts)
+            content = read_capped(response, self.max_body_bytes, self.token_url)
+        return interpret_token_response(
+            response, content, redact=redact, issued_at=issued_at,
+            requested_scope=self.requested_scope, default_lifetime=self.default_lifetime,
+            token_url=self.token_url,
         )
+
+    def _body(self, parts: ClientAuthParts) -> SensitiveText:
+        """The form-encoded token request, as text whose repr shows no credential."""
+        form = [("grant_type", "client_credentials"), *self.form, *parts.form]
+        return SensitiveText(urlencode(form))
+
+    def _scrubbed(
+        self, request: requests.PreparedRequest, parts: ClientAuthParts
+    ) -> requests.PreparedRequest:
+        """A copy of a token request without its credentials, safe to hand out with errors."""
+        copy = request.copy()
+        copy.headers.pop("Authorization", None)
+        form = [("grant_type", "client_credentials"), *self.form, *parts.form]
+        copy.body = urlencode(
+            [(k, REDACTED if k in _SENSITIVE_FIELDS else v) for k, v in form]
+        )
+        return copy
 
 
 def read_capped(response: requests.Response, limit: int, url: str) -> bytes:
@@ -215,73 +184,6 @@ def read_capped(response: requests.Response, limit: int, url: str) -> bytes:
     return body
 
 
-def grant_parameters(
-    *,
-    scope: str | Iterable[str] | None = None,
-    audience: str | None = None,
-    resource: str | Iterable[str] | None = None,
-    extra_params: Mapping[str, str | Iterable[str]] | None = None,
-) -> tuple[tuple[str, str], ...]:
-    """The token request's form fields besides ``grant_type`` and client authentication.
-
-    ``scope`` (a string or strings) is sent space-joined; ``resource`` (RFC 8707) once per
-    absolute URI; ``extra_params`` values may be a string or strings (one field each).
-    """
-    fields: list[tuple[str, str]] = []
-    joined = normalize_scope(scope)
-    if joined is not None:
-        fields.append(("scope", joined))
-    if audience is not None:
-        if not isinstance(audience, str) or not audience:
-            raise ConfigurationError("audience must be a non-empty string")
-        fields.append(("audience", audience))
-    for uri in _strings("resource", resource):
-        scheme, _, rest = uri.partition(":")
-        if not scheme.isascii() or not scheme.isalpha() or not rest or "#" in uri:
-            raise ConfigurationError(
-                f"resource {uri!r} must be an absolute URI without a fragment (RFC 8707)"
-            )
-        fields.append(("resource", uri))
-    for name, value in (extra_params or {}).items():
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError("extra_params keys must be non-empty strings")
-        if name in _RESERVED_FIELDS:
-            raise ConfigurationError(
-                f"extra_params may not set {name!r}: it is set by ClientCredentialsAuth "
-                "(use the keyword argument of that name, or auth_method=)"
-            )
-        fields.extend((name, item) for item in _strings(f"extra_params[{name!r}]", value))
-    return tuple(fields)
-
-
-def normalize_scope(scope: str | Iterable[str] | None) -> str | None:
-    """A scope string with single spaces, from a string or an iterable of scope tokens."""
-    if scope is None:
-        return None
-    tokens = scope.split() if isinstance(scope, str) else []
-    if not isinstance(scope, str):
-        for item in _strings("scope", scope):
-            if not item or item != item.strip() or " " in item:
-                raise ConfigurationError(f"scope token {item!r} must be non-empty, without spaces")
-            tokens.append(item)
-    if not tokens:
-        raise ConfigurationError("scope is empty; pass None to request the default scope")
-    return " ".join(tokens)
-
-
-def _strings(name: str, value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
-        raise ConfigurationError(f"{name} must be a string or an iterable of strings")
-    items = list(value)
-    if not all(isinstance(item, str) for item in items):
-        raise ConfigurationError(f"{name} must hold only strings")
-    return items
-
-
 _PRIVATE_SESSIONS: weakref.WeakSet[requests.Session] = weakref.WeakSet()
 
 
@@ -312,160 +214,6 @@ class _HeaderAuth(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers.update(self._headers)
         return r
-
-
-def parse_token_response(
-    payload: object,
-    *,
-    issued_at: float,
-    requested_scope: str | None = None,
-    default_lifetime: float | None = None,
-    token_url: str = "(unknown)",
-    response: requests.Response | None = None,
-) -> Token:
-    """A :class:`Token` from a decoded RFC 6749 §5.1 response, or a typed error.
-
-    Lenient where real servers differ harmlessly: ``token_type`` in any case (and
-    ``Bearer`` when missing), ``expires_in`` as a number or a numeric string, ``scope`` as
-    a string or a list of strings. Strict where a mistake would hurt: no usable
-    ``access_token``, a token type other than Bearer, a lifetime that is not a positive
-    finite number.
-    """
-    status = None if response is None else response.status_code
-
-    def malformed(what: str) -> InvalidTokenResponseError:
-        return InvalidTokenResponseError(
-            f"the token endpoint {token_url} answered with an unusable token response: {what}",
-            token_url=token_url, status_code=status, response=response,
-        )
-
-    if not isinstance(payload, dict):
-        raise malformed(f"expected a JSON object, got {_json_kind(payload)}")
-    if "error" in payload:
-        raise _token_error(payload, f"the token endpoint {token_url} answered", _Redactor(()),
-                           token_url, response)
-    access_token = payload.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
-        raise malformed(f"access_token is {_describe_missing(access_token)}")
-    if not _HEADER_SAFE.fullmatch(access_token):
-        raise malformed("access_token holds characters that cannot go in an HTTP header")
-    token_type = payload.get("token_type", "Bearer")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        shown = repr(token_type)[:40] if isinstance(token_type, str) else _json_kind(token_type)
-        raise malformed(f"token_type {shown} is not supported; only Bearer tokens are")
-    lifetime = _lifetime(payload.get("expires_in"), default_lifetime, malformed)
-    return Token(
-        access_token=access_token,
-        token_type=token_type,
-        scope=_scope(payload.get("scope", requested_scope), malformed),
-        issued_at=issued_at,
-        expires_at=None if lifetime is None else issued_at + lifetime,
-        raw=dict(payload),
-    )
-
-
-def _lifetime(
-    value: object, default: float | None, malformed: Callable[[str], Exception]
-) -> float | None:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise malformed(f"expires_in must be a number of seconds, got {_json_kind(value)}")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.isdigit():
-            raise malformed(f"expires_in {value[:20]!r} is not a number of seconds")
-        value = text
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise malformed(f"expires_in must be a positive finite number of seconds, got {seconds}")
-    return seconds
-
-
-def _scope(value: object, malformed: Callable[[str], Exception]) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return " ".join(value)
-    raise malformed(f"scope must be a string, got {_json_kind(value)}")
-
-
-def _token_error(
-    payload: Mapping[str, Any],
-    where: str,
-    redact: _Redactor,
-    token_url: str,
-    response: requests.Response | None,
-) -> TokenError | InvalidTokenResponseError:
-    status = None if response is None else response.status_code
-    error = payload.get("error")
-    if not isinstance(error, str) or not error:
-        return InvalidTokenResponseError(
-            f"{where} with an 'error' field that is not a string",
-            token_url=token_url, status_code=status, response=response,
-        )
-    description = payload.get("error_description")
-    description = redact(description) if isinstance(description, str) else None
-    uri = payload.get("error_uri")
-    uri = uri if isinstance(uri, str) else None
-    error = redact(error)[:100]
-    message = f"{where}: {error}"
-    if description:
-        message += f": {description[:_EXCERPT_CHARS]}"
-    return token_error_class(error)(
-        message, token_url=token_url, error=error, error_description=description,
-        error_uri=uri, status_code=status, response=response,
-    )
-
-
-class _Redactor:
-    """Replaces the secrets of one token request by ``[redacted]`` in server-supplied text."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
-
-
-def _scrubbed(request: requests.PreparedRequest, form: Sequence[tuple[str, str]]
-              ) -> requests.PreparedRequest:
-    """A copy of a token request without its credentials, safe to hand out with errors."""
-    copy = request.copy()
-    copy.headers.pop("Authorization", None)
-    copy.body = urlencode(
-        [(k, "[redacted]" if k in _SENSITIVE_FIELDS else v) for k, v in form]
-    )
-    return copy
-
-
-def _excerpt(body: bytes, redact: _Redactor) -> str:
-    if not body.strip():
-        return "(empty body)"
-    text = " ".join(body.decode("utf-8", "replace").split())
-    text = redact(text)
-    if len(text) > _EXCERPT_CHARS:
-        text = text[:_EXCERPT_CHARS] + "..."
-    return repr(text)
-
-
-def _json_kind(value: object) -> str:
-    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
-    return kinds.get(type(value), type(value).__name__)
-
-
-def _describe_missing(value: object) -> str:
-    if value is None:
-        return "missing"
-    if value == "":
-        return "empty"
-    return f"not a string ({_json_kind(value)})"
 
 
 def _reason(exc: TokenEndpointError) -> str:

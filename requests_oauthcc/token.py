@@ -8,11 +8,14 @@ when the server gave no lifetime: such a token is used until the server rejects 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SHORT_TOKEN_MARGIN", "Token"]
+from .redaction import SensitiveText
+
+__all__ = ["SHORT_TOKEN_MARGIN", "Token", "UnusableToken", "checked_fields"]
 
 SHORT_TOKEN_MARGIN = 0.1
 """The share of a token's life kept as refresh margin when that is less than the leeway."""
@@ -40,7 +43,7 @@ class Token:
     """The ``Authorization`` header value, built once."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "authorization", "Bearer " + self.access_token)
+        object.__setattr__(self, "authorization", SensitiveText("Bearer " + self.access_token))
 
     @property
     def lifetime(self) -> float | None:
@@ -68,6 +71,54 @@ class Token:
             return math.inf
         lifetime = self.expires_at - self.issued_at
         return self.expires_at - min(leeway, lifetime * SHORT_TOKEN_MARGIN)
+
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+class UnusableToken(ValueError):
+    """A token field breaks a rule of :func:`checked_fields`; the message never holds it."""
+
+
+def checked_fields(
+    access_token: object, token_type: object, scope: object
+) -> tuple[str, str, str | None]:
+    """``(access_token, token_type, scope)`` if a token with these fields may be used.
+
+    The one rule for every token, whether it comes from the token endpoint or from a
+    shared cache: ``access_token`` a non-empty string of visible ASCII (it goes in an HTTP
+    header, RFC 6750 §2.1), ``token_type`` Bearer in any case (RFC 6749 §7.1), ``scope`` a
+    string, a list of strings (joined with spaces) or ``None``. Raises
+    :class:`UnusableToken` saying which rule was broken, never quoting the token.
+    """
+    if not isinstance(access_token, str) or not access_token:
+        raise UnusableToken(f"access_token is {_describe_missing(access_token)}")
+    if not _HEADER_SAFE.fullmatch(access_token):
+        raise UnusableToken("access_token holds characters that cannot go in an HTTP header")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        shown = (repr(token_type[:20]) if isinstance(token_type, str) and
+                 token_type.isascii() and token_type.isprintable() else json_kind(token_type))
+        raise UnusableToken(f"token_type {shown} is not supported; only Bearer tokens are")
+    if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
+        scope = " ".join(scope)
+    if scope is not None and not isinstance(scope, str):
+        raise UnusableToken(f"scope must be a string, got {json_kind(scope)}")
+    return access_token, token_type, scope
+
+
+def json_kind(value: object) -> str:
+    """What kind of JSON value ``value`` is, for messages that must not quote it."""
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _describe_missing(value: object) -> str:
+    if value is None:
+        return "missing"
+    if value == "":
+        return "empty"
+    return f"not a string ({json_kind(value)})"
 
 
 def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]:

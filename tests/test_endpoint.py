@@ -28,7 +28,8 @@ from requests_oauthcc import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from requests_oauthcc.endpoint import grant_parameters, parse_token_response
+from requests_oauthcc.form import grant_parameters
+from requests_oauthcc.response import parse_token_response
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock
@@ -287,7 +288,7 @@ def test_a_non_json_error_page_is_quoted_briefly(
     [
         ("not json at all", "not JSON"),
         ("<html>hello</html>", "not JSON"),
-        ("", "not JSON: \\(empty body\\)"),
+        ("", "not JSON \\(no Content-Type, 0 bytes, empty\\)"),
         ("[1, 2]", "got an array"),
         ('"just a string"', "got a string"),
     ],

@@ -1,0 +1,87 @@
+"""The token request's grant parameters: scope, audience, resource and extra fields.
+
+Built once per auth object; client authentication fields are added per request by the
+client authentication method (:mod:`requests_oauthcc.client_auth`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .errors import ConfigurationError
+
+__all__ = ["RESERVED_FIELDS", "grant_parameters", "normalize_scope"]
+
+RESERVED_FIELDS = frozenset({
+    "grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+    "scope", "audience", "resource",
+})
+"""Form fields set by ClientCredentialsAuth itself, refused in ``extra_params``."""
+
+
+def grant_parameters(
+    *,
+    scope: str | Iterable[str] | None = None,
+    audience: str | None = None,
+    resource: str | Iterable[str] | None = None,
+    extra_params: Mapping[str, str | Iterable[str]] | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """The token request's form fields besides ``grant_type`` and client authentication.
+
+    ``scope`` (a string or strings) is sent space-joined; ``resource`` (RFC 8707) once per
+    absolute URI; ``extra_params`` values may be a string or strings (one field each).
+    """
+    fields: list[tuple[str, str]] = []
+    joined = normalize_scope(scope)
+    if joined is not None:
+        fields.append(("scope", joined))
+    if audience is not None:
+        if not isinstance(audience, str) or not audience:
+            raise ConfigurationError("audience must be a non-empty string")
+        fields.append(("audience", audience))
+    for uri in _strings("resource", resource):
+        scheme, _, rest = uri.partition(":")
+        if not scheme.isascii() or not scheme.isalpha() or not rest or "#" in uri:
+            raise ConfigurationError(
+                f"resource {uri!r} must be an absolute URI without a fragment (RFC 8707)"
+            )
+        fields.append(("resource", uri))
+    for name, value in (extra_params or {}).items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("extra_params keys must be non-empty strings")
+        if name in RESERVED_FIELDS:
+            raise ConfigurationError(
+                f"extra_params may not set {name!r}: it is set by ClientCredentialsAuth "
+                "(use the keyword argument of that name, or auth_method=)"
+            )
+        fields.extend((name, item) for item in _strings(f"extra_params[{name!r}]", value))
+    return tuple(fields)
+
+
+def normalize_scope(scope: str | Iterable[str] | None) -> str | None:
+    """A scope string with single spaces, from a string or an iterable of scope tokens."""
+    if scope is None:
+        return None
+    tokens = scope.split() if isinstance(scope, str) else []
+    if not isinstance(scope, str):
+        for item in _strings("scope", scope):
+            if not item or item != item.strip() or " " in item:
+                raise ConfigurationError(f"scope token {item!r} must be non-empty, without spaces")
+            tokens.append(item)
+    if not tokens:
+        raise ConfigurationError("scope is empty; pass None to request the default scope")
+    return " ".join(tokens)
+
+
+def _strings(name: str, value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{name} must be a string or an iterable of strings")
+    items = list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ConfigurationError(f"{name} must hold only strings")
+    return items
+

@@ -1,0 +1,205 @@
+"""Keeping credentials out of every text a person or a program might read.
+
+One module, one rule: whatever a server sends back and whatever this package holds is
+shown only through the functions and types here.
+
+- :class:`Secret` holds a client secret; its ``repr`` and ``str`` show nothing of it.
+- :class:`SensitiveText` is a ``str`` handed to requests (a header value, a form body):
+  the bytes on the wire are the real ones, its ``repr``/``str``/``format`` are not, so a
+  traceback captured with locals (``pytest --showlocals``, error reporters) shows none.
+- :class:`Redactor` removes the credentials of one token request from server text, in every
+  encoding a client could have sent them in (raw, form-encoded, percent-encoded with either
+  hex case, base64 Basic, JSON-escaped, HTML-escaped).
+- :func:`server_text` is the one way server-supplied text enters a message or a log:
+  redacted first, then stripped of control characters, then bounded in length.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any, SupportsIndex
+from urllib.parse import quote, quote_plus
+
+__all__ = [
+    "REDACTED",
+    "Redactor",
+    "Secret",
+    "SensitiveBytes",
+    "SensitiveText",
+    "reveal",
+    "server_text",
+]
+
+REDACTED = "[redacted]"
+MAX_SERVER_TEXT = 200
+"""Characters of server-supplied text (after cleaning) that a message may quote."""
+
+_STRONG = 12
+"""Secrets at least this long are redacted wherever they occur, even inside a word."""
+
+
+class Secret:
+    """A credential held in memory: ``repr`` and ``str`` show ``Secret('[redacted]')``.
+
+    ``reveal()`` is the only way to the value. Equality is constant-time. Pickles with its
+    value (an auth object sent to a worker process needs it).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Secret, (self._value,))
+
+
+def reveal(value: str | Secret) -> str:
+    """The plain string of ``value``, a str or a :class:`Secret`."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+class SensitiveBytes(bytes):
+    """Bytes of a credential on their way to the socket; ``repr`` hides them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"b'{REDACTED}'"
+
+    __str__ = __repr__
+
+
+class SensitiveText(str):
+    """A ``str`` carrying a credential to requests (header value, form body).
+
+    requests and urllib3 read its characters (``encode``, regex checks, ``len``); anything
+    that *shows* it (``repr``, ``str``, ``format``, ``%s``) gets ``'[redacted]'``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"'{REDACTED}'"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __format__(self, spec: str) -> str:
+        return REDACTED
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return SensitiveBytes(super().encode(encoding, errors))
+
+    def __getitem__(self, key: SupportsIndex | slice) -> str:
+        return SensitiveText(super().__getitem__(key))
+
+
+def _variants(secret: str) -> set[str]:
+    """The ways ``secret`` may come back from a server that echoes what it was sent."""
+    forms = {
+        secret,
+        quote_plus(secret, safe=""),  # application/x-www-form-urlencoded (RFC 6749 App. B)
+        quote(secret, safe=""),  # percent-encoding, space as %20
+        quote(secret),  # percent-encoding with "/" left alone
+        json.dumps(secret)[1:-1],  # JSON string, non-ASCII as \\uXXXX
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON with escaped solidus (PHP)
+        html.escape(secret),
+    }
+    return {form for form in forms if form}
+
+
+def _pattern(form: str, strong: bool) -> str:
+    """A regex for one variant: percent-escapes match either hex case; a weak secret
+    matches only where it is not glued to letters or digits, so words stay intact."""
+    pieces = re.split(r"(%[0-9A-F]{2})", form)
+    body = "".join(
+        f"%[{p[1]}{p[1].lower()}][{p[2]}{p[2].lower()}]" if i % 2 else re.escape(p)
+        for i, p in enumerate(pieces)
+    )
+    if strong:
+        return body
+    start = r"(?<![A-Za-z0-9])" if form[0].isalnum() else ""
+    end = r"(?![A-Za-z0-9])" if form[-1].isalnum() else ""
+    return start + body + end
+
+
+class Redactor:
+    """Replaces the given credentials by ``[redacted]`` in text, in any encoding.
+
+    ``secrets``: the client secret, the Basic header value, assertions, access tokens.
+    A secret shorter than 12 characters (``secret``, a test password) is matched only as a
+    whole token, so ``client_secret`` or ``secretary`` in a server message stay readable.
+    """
+
+    def __init__(self, secrets: Iterable[str | Secret | None]) -> None:
+        patterns: dict[str, None] = {}
+        for item in secrets:
+            value = reveal(item) if item is not None else ""
+            if not value:
+                continue
+            strong = len(value) >= _STRONG
+            for form in sorted(_variants(value), key=len, reverse=True):
+                patterns[_pattern(form, strong)] = None
+        self._regex = re.compile("|".join(patterns)) if patterns else None
+
+    def __call__(self, text: str) -> str:
+        if self._regex is None:
+            return text
+        return self._regex.sub(REDACTED, text)
+
+    def __repr__(self) -> str:
+        return "Redactor()"
+
+
+NO_SECRETS = Redactor(())
+
+_CONTROL = re.compile(r"\s+")
+
+
+def server_text(
+    value: object, redact: Redactor = NO_SECRETS, limit: int = MAX_SERVER_TEXT
+) -> str:
+    """Text from a server, safe to put in a message or a log record.
+
+    Redacted first (so a secret holding whitespace is still found), then every control or
+    format character (newlines, terminal escapes, bidi overrides) becomes a space and runs
+    of whitespace fold to one, then it is cut to ``limit`` characters.
+    """
+    text = value if isinstance(value, str) else str(value)
+    text = redact(text)
+    text = "".join(
+        " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text
+    ) if not text.isprintable() else text
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text
