@@ -24,8 +24,11 @@ from ._urls import is_plain_http_to_remote, origin
 from .client_auth import (
     Cert,
     ClientCredentials,
+    SecretFile,
     SecretSource,
+    check_cert,
     default_auth_method,
+    hold_secret,
     make_client_auth,
 )
 from .endpoint import Timeout, TokenEndpoint, private_session
@@ -119,6 +122,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         insecure_allow_http: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        client_secret = hold_secret(client_secret)  # from here on no frame local shows it
         issuer = None if isinstance(token_url, str) else _issuer_url(token_url)
         url = issuer if issuer is not None else token_url
         _check_url("issuer" if issuer is not None else "token_url", url)
@@ -134,6 +138,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         if session is not None and not isinstance(session, requests.Session):
             raise ConfigurationError("session must be a requests.Session (used for token requests)")
         token_session = session if session is not None else private_session()
+        cert = _check_files(cert, token_session, client_secret)
         credentials = ClientCredentials(
             secret=client_secret,
             key=None if private_key is None else _signing_key(
@@ -394,6 +399,23 @@ def _rewind(request: requests.PreparedRequest) -> bool:
     except (UnrewindableBodyError, OSError, ValueError):
         return False
     return True
+
+
+def _check_files(
+    cert: object, session: requests.Session, secret: SecretSource | None
+) -> Cert | None:
+    """Files named by the options must be readable now, not fail every token request:
+    ``cert``, the token Session's ``cert`` and ``verify``, a :class:`SecretFile`."""
+    if isinstance(secret, SecretFile):
+        secret.check()
+    check_cert(session.cert, "session.cert")
+    verify = session.verify
+    if isinstance(verify, str) and not os.access(verify, os.R_OK):
+        raise ConfigurationError(
+            f"session.verify names {verify!r}, which does not exist or cannot be read; give "
+            "the path of a CA bundle (PEM) or a directory of CA certificates"
+        )
+    return check_cert(cert)
 
 
 def _check_url(name: str, url: object) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
+from .redaction import Secret, SensitiveText
 
 __all__ = [
     "AUTH_METHODS",
@@ -33,12 +34,14 @@ __all__ = [
     "SecretSource",
     "SelfSignedTLSClientAuth",
     "TLSClientAuth",
+    "check_cert",
     "default_auth_method",
+    "hold_secret",
     "make_client_auth",
     "resolve_secret",
 ]
 
-SecretSource = str | Callable[[], str]
+SecretSource = str | Secret | Callable[[], str]
 """A client secret, or a zero-argument callable returning it (read at each token request)."""
 
 Cert = str | tuple[str, str]
@@ -51,8 +54,10 @@ DEFAULT_ASSERTION_LIFETIME = 60.0
 class ClientAuthParts:
     """What one token request carries to authenticate the client.
 
-    ``secrets`` lists the sensitive strings sent (secret, assertion), so that anything
-    echoed back by the server can be redacted before it reaches a message or a log.
+    Header values and form values that are credentials are
+    :class:`~requests_oauthcc.redaction.SensitiveText`, so no traceback local shows them.
+    ``secrets`` lists the sensitive strings sent (secret, Basic value, assertion), so that
+    anything echoed back by the server is redacted before it reaches a message or a log.
     """
 
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -70,15 +75,26 @@ class ClientAuthMethod(Protocol):
         ...
 
 
-def resolve_secret(secret: SecretSource) -> str:
-    """The secret itself: ``secret``, or what the callable returns now."""
+def hold_secret(secret: SecretSource | None) -> SecretSource | None:
+    """``secret`` as this package keeps it: a plain string is wrapped in :class:`Secret`
+    (so no ``repr``, log or captured frame shows it); a callable is kept as is."""
+    return Secret(secret) if isinstance(secret, str) else secret
+
+
+def resolve_secret(secret: SecretSource) -> SensitiveText:
+    """The secret itself: ``secret``, or what the callable returns now.
+
+    Raises :class:`ConfigurationError` when it is not a non-empty string.
+    """
     value = secret() if callable(secret) else secret
+    if isinstance(value, Secret):
+        value = value.reveal()
     if not isinstance(value, str) or not value:
         raise ConfigurationError(
             "client_secret must be a non-empty str or a callable returning one; "
             f"got {type(value).__name__}{' (empty)' if value == '' else ''}"
         )
-    return value
+    return SensitiveText(value)
 
 
 def _form_encode(value: str) -> str:
@@ -100,9 +116,11 @@ class ClientSecretBasic:
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
-        userpass = f"{_form_encode(client_id)}:{_form_encode(secret)}"
-        basic = base64.b64encode(userpass.encode("ascii")).decode("ascii")
-        return ClientAuthParts(headers={"Authorization": f"Basic {basic}"}, secrets=(secret, basic))
+        basic = SensitiveText(base64.b64encode(
+            f"{_form_encode(client_id)}:{_form_encode(secret)}".encode("ascii")).decode("ascii"))
+        return ClientAuthParts(
+            headers={"Authorization": SensitiveText("Basic " + basic)}, secrets=(secret, basic)
+        )
 
 
 @dataclass(frozen=True)
@@ -134,10 +152,10 @@ class PrivateKeyJWT:
     assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
-        assertion = sign_assertion(
+        assertion = SensitiveText(sign_assertion(
             self.key, client_id=client_id, audience=self.assertion_audience or token_url,
             lifetime=self.assertion_lifetime,
-        )
+        ))
         return _assertion_parts(client_id, assertion)
 
 
@@ -153,10 +171,10 @@ class ClientSecretJWT:
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
-        assertion = sign_assertion(
+        assertion = SensitiveText(sign_assertion(
             SigningKey(secret.encode("utf-8"), self.alg), client_id=client_id,
             audience=self.assertion_audience or token_url, lifetime=self.assertion_lifetime,
-        )
+        ))
         parts = _assertion_parts(client_id, assertion)
         return ClientAuthParts(form=parts.form, secrets=(secret, assertion))
 
@@ -208,6 +226,30 @@ class ClientCredentials:
     has_cert: bool = False
 
 
+def check_cert(cert: object, name: str = "cert") -> Cert | None:
+    """``cert`` as requests takes it, once each file named is known to be readable.
+
+    ``None``, a PEM path (certificate and key in one file), or a ``(cert, key)`` pair of
+    paths. Raises :class:`ConfigurationError` for another shape or a file that does not
+    exist or cannot be read, so a wrong path fails here and not at every token request.
+    """
+    if cert is None or cert == "":
+        return None
+    items: tuple[object, ...] = cert if isinstance(cert, tuple) else (cert,)
+    if len(items) not in (1, 2) or not all(isinstance(p, (str, os.PathLike)) for p in items):
+        raise ConfigurationError(
+            f"{name} must be a PEM file path or a (certificate, key) pair of paths"
+        )
+    paths = [str(Path(p)) for p in items]  # type: ignore[arg-type]
+    for path in paths:
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise ConfigurationError(
+                f"{name} file {path!r} does not exist or cannot be read; give the path of a "
+                "PEM file"
+            )
+    return (paths[0], paths[1]) if len(paths) == 2 else paths[0]
+
+
 def default_auth_method(credentials: ClientCredentials) -> str:
     """The method for ``auth_method=None``: key, then secret, then certificate."""
     if credentials.key is not None:
@@ -227,13 +269,29 @@ class SecretFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    def __call__(self) -> str:
+    def __call__(self) -> SensitiveText:
+        """The secret now in the file; :class:`ConfigurationError` if it cannot be read,
+        is not UTF-8 text, or is empty."""
         try:
-            return self.path.read_text(encoding="utf-8").strip()
+            text = self.path.read_bytes().decode("utf-8").strip()
         except OSError as exc:
             raise ConfigurationError(
                 f"client secret file {str(self.path)!r} could not be read: {exc.strerror}"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"client secret file {str(self.path)!r} is not UTF-8 text; write the secret "
+                "as text (a trailing newline is fine)"
+            ) from None
+        if not text:
+            raise ConfigurationError(
+                f"client secret file {str(self.path)!r} is empty; write the secret in it"
+            )
+        return SensitiveText(text)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigurationError` now if the file cannot give a secret."""
+        self()
 
     def __repr__(self) -> str:
         return f"SecretFile({str(self.path)!r})"
@@ -274,7 +332,7 @@ def make_client_auth(auth_method: str, credentials: ClientCredentials) -> Client
     secret = credentials.secret
     if secret is None:
         raise ConfigurationError(f"auth_method={auth_method!r} needs a client_secret")
-    if not (callable(secret) or isinstance(secret, str)) or secret == "":
+    if not (callable(secret) or isinstance(secret, (str, Secret))) or secret in ("", Secret("")):
         raise ConfigurationError(
             "client_secret must be a non-empty str or a zero-argument callable returning one"
         )

@@ -100,17 +100,16 @@ class SensitiveBytes(bytes):
 class SensitiveText(str):
     """A ``str`` carrying a credential to requests (header value, form body).
 
-    requests and urllib3 read its characters (``encode``, regex checks, ``len``); anything
-    that *shows* it (``repr``, ``str``, ``format``, ``%s``) gets ``'[redacted]'``.
+    requests and urllib3 read its characters (``encode``, regex checks, ``len``, and
+    ``str()``, which the standard library calls to *use* a value, e.g. ``urlencode``);
+    ``repr`` (what tracebacks with locals, debuggers and containers show) and f-strings get
+    ``'[redacted]'``. What this package holds is a :class:`Secret`, which hides both.
     """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
         return f"'{REDACTED}'"
-
-    def __str__(self) -> str:
-        return REDACTED
 
     def __format__(self, spec: str) -> str:
         return REDACTED
