@@ -102,6 +102,17 @@ def _form_encode(value: str) -> str:
     return quote_plus(value, safe="", encoding="utf-8")
 
 
+def _secret_forms(client_id: str, secret: str) -> tuple[SensitiveText, ...]:
+    """The Basic credential of RFC 6749 §2.3.1, then the secret in the forms a server may
+    echo it in besides the encodings the redactor derives itself: Basic without the
+    form-encoding (as many clients send it) and the secret alone in base64."""
+    def b64(text: str) -> SensitiveText:
+        return SensitiveText(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+
+    return (b64(f"{_form_encode(client_id)}:{_form_encode(secret)}"),
+            SensitiveText(secret), b64(f"{client_id}:{secret}"), b64(secret))
+
+
 @dataclass(frozen=True)
 class ClientSecretBasic:
     """``client_secret_basic``: HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
@@ -116,11 +127,9 @@ class ClientSecretBasic:
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
-        basic = SensitiveText(base64.b64encode(
-            f"{_form_encode(client_id)}:{_form_encode(secret)}".encode("ascii")).decode("ascii"))
-        return ClientAuthParts(
-            headers={"Authorization": SensitiveText("Basic " + basic)}, secrets=(secret, basic)
-        )
+        basic, *_ = forms = _secret_forms(client_id, secret)
+        return ClientAuthParts(headers={"Authorization": SensitiveText("Basic " + basic)},
+                               secrets=forms)
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,8 @@ class ClientSecretPost:
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
         return ClientAuthParts(
-            form=(("client_id", client_id), ("client_secret", secret)), secrets=(secret,)
+            form=(("client_id", client_id), ("client_secret", secret)),
+            secrets=_secret_forms(client_id, secret),
         )
 
 
@@ -176,7 +186,8 @@ class ClientSecretJWT:
             audience=self.assertion_audience or token_url, lifetime=self.assertion_lifetime,
         ))
         parts = _assertion_parts(client_id, assertion)
-        return ClientAuthParts(form=parts.form, secrets=(secret, assertion))
+        return ClientAuthParts(form=parts.form,
+                               secrets=(*_secret_forms(client_id, secret), assertion))
 
 
 def _assertion_parts(client_id: str, assertion: str) -> ClientAuthParts:

@@ -20,7 +20,14 @@ from .errors import (
     TokenEndpointConnectionError,
     TokenEndpointError,
 )
-from .redaction import REDACTED, Redactor, SensitiveText, server_text
+from .redaction import (
+    REDACTED,
+    Redactor,
+    SensitiveBytes,
+    SensitiveText,
+    server_text,
+    without_frames,
+)
 from .response import interpret_token_response
 from .retry import TokenRetry
 from .token import Token
@@ -126,15 +133,20 @@ class TokenEndpoint:
                 f"could not reach the token endpoint {self.token_url}: "
                 f"{type(exc).__name__}: {server_text(str(exc), redact)}",
                 token_url=self.token_url,
-            ) from exc
+            ) from without_frames(exc)
         with response:
             response.request = self._scrubbed(response.request, parts)
-            content = read_capped(response, self.max_body_bytes, self.token_url)
-        return interpret_token_response(
-            response, content, redact=redact, issued_at=issued_at,
-            requested_scope=self.requested_scope, default_lifetime=self.default_lifetime,
-            token_url=self.token_url,
-        )
+            content = SensitiveBytes(read_capped(response, self.max_body_bytes, self.token_url))
+        try:
+            return interpret_token_response(
+                response, content, redact=redact, issued_at=issued_at,
+                requested_scope=self.requested_scope, default_lifetime=self.default_lifetime,
+                token_url=self.token_url,
+            )
+        except TokenEndpointError as exc:
+            # The parser's frames hold the decoded answer (a live token, an echoed secret)
+            # as locals; the error says all that is safe to say, so they are dropped.
+            raise without_frames(exc) from None
 
     def _body(self, parts: ClientAuthParts) -> SensitiveText:
         """The form-encoded token request, as text whose repr shows no credential."""

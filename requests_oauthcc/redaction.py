@@ -33,6 +33,7 @@ __all__ = [
     "SensitiveText",
     "reveal",
     "server_text",
+    "without_frames",
 ]
 
 REDACTED = "[redacted]"
@@ -138,7 +139,8 @@ def _variants(secret: str) -> set[str]:
 
 def _pattern(form: str, strong: bool) -> str:
     """A regex for one variant: percent-escapes match either hex case; a weak secret
-    matches only where it is not glued to letters or digits, so words stay intact."""
+    matches only where it is not glued to a word character or ``-``, so words such as
+    ``client_secret`` or ``top-secret`` stay intact."""
     pieces = re.split(r"(%[0-9A-F]{2})", form)
     body = "".join(
         f"%[{p[1]}{p[1].lower()}][{p[2]}{p[2].lower()}]" if i % 2 else re.escape(p)
@@ -146,8 +148,8 @@ def _pattern(form: str, strong: bool) -> str:
     )
     if strong:
         return body
-    start = r"(?<![A-Za-z0-9])" if form[0].isalnum() else ""
-    end = r"(?![A-Za-z0-9])" if form[-1].isalnum() else ""
+    start = r"(?<![\w-])" if form[0].isalnum() else ""
+    end = r"(?![\w-])" if form[-1].isalnum() else ""
     return start + body + end
 
 
@@ -177,6 +179,26 @@ class Redactor:
 
     def __repr__(self) -> str:
         return "Redactor()"
+
+
+def without_frames(exc: BaseException) -> BaseException:
+    """``exc`` with the frames of its whole chain (``__cause__``, ``__context__``) dropped.
+
+    Frames inside requests, urllib3, http.client and this package's parsers hold request
+    bodies, headers and decoded answers as locals, which tracebacks captured with locals
+    print. The exceptions themselves (types and messages) stay chained for debugging.
+    Returns ``exc`` for ``raise without_frames(exc)``.
+    """
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return exc
 
 
 NO_SECRETS = Redactor(())

@@ -1,26 +1,42 @@
-"""Secret hygiene: no secret, Basic header or token in reprs, errors, tracebacks or logs.
+"""Secret hygiene: no secret, Basic credential, assertion or token in anything visible.
 
-Every error path and the happy path run with DEBUG logging captured; then every string a
-user could see is searched for the secrets.
+Every error path and the happy path run with DEBUG logging captured, against a real local
+server; then every string a user or a tool could see is searched for the credentials in
+every encoding a client could have sent them in: exception messages, args and reprs,
+tracebacks *with the locals of every frame* (as ``pytest --showlocals`` and error
+reporters capture them, chained exceptions included), log records, the request attached
+to errors, the auth's and the token's repr, and the command line's output.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import html
+import io
+import json
 import logging
+import re
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from requests_oauthcc import ClientCredentialsAuth, TokenRetry
+from requests_oauthcc.cli import main as cli_main
+from requests_oauthcc.redaction import server_text
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET
+from .conftest import CLIENT_ID, FakeClock
 
 FAST = TokenRetry(total=1, backoff_factor=0.01)
-BASIC = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+TESTS_DIR = str(Path(__file__).parent)
+METHODS = ["client_secret_basic", "client_secret_post", "client_secret_jwt"]
 
 
 class Capture(logging.Handler):
@@ -32,25 +48,50 @@ class Capture(logging.Handler):
         self.texts.append(self.format(record))
         self.texts.append(repr(record.args))
         if record.exc_info:
-            self.texts.append("".join(traceback.format_exception(*record.exc_info)))
+            self.texts.extend(with_locals(record.exc_info[1]))
 
 
-@pytest.fixture
-def captured() -> Iterator[Capture]:
+@contextlib.contextmanager
+def captured_logs() -> Iterator[Capture]:
     handler = Capture()
     root = logging.getLogger()
     old = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+
+
+def with_locals(exc: BaseException | None) -> list[str]:
+    """The traceback of ``exc`` and its chain, with the repr of every local of every frame
+    outside the tests (the tests' own frames hold the secret on purpose)."""
+    if exc is None:
+        return []
+    texts = ["".join(traceback.format_exception(type(exc), exc, exc.__traceback__))]
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args)]
+        for frame, _ in traceback.walk_tb(current.__traceback__):
+            if frame.f_code.co_filename.startswith(TESTS_DIR):
+                continue
+            texts += [f"{name}={value!r}" for name, value in frame.f_locals.items()]
+        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return texts
 
 
 def visible(exc: BaseException) -> list[str]:
-    """Everything of an exception a user or a log might show."""
-    texts = [str(exc), repr(exc), repr(exc.args)]
-    texts.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    """Everything of an exception a user, a log or an error reporter might show."""
+    texts = with_locals(exc)
+    texts += [repr(getattr(exc, name, None)) for name in ("error", "error_description",
+                                                         "error_uri")]
     response = getattr(exc, "response", None)
     if response is not None and response.request is not None:
         texts.append(repr(response.request.headers))
@@ -58,10 +99,27 @@ def visible(exc: BaseException) -> list[str]:
     return texts
 
 
-Scenario = Callable[[OAuthTestServer, ClientCredentialsAuth], None]
+def encodings(secret: str) -> set[str]:
+    """Every form in which a client could have sent ``secret``, and as cleaned text."""
+    forms = {secret, quote_plus(secret, safe=""), quote(secret, safe=""), quote(secret),
+             json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             html.escape(secret)}
+    forms |= {re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in set(forms)}
+    forms |= {server_text(f, limit=10**6) for f in set(forms)}
+    return {f for f in forms if len(f) >= 4}
 
 
-def happy_path_with_401_retry(server: OAuthTestServer, auth: ClientCredentialsAuth) -> None:
+def basic_value(secret: str) -> str:
+    return base64.b64encode(f"{quote_plus(CLIENT_ID)}:{quote_plus(secret)}".encode()).decode()
+
+
+# -- scenarios: each drives one path; most end in an error ----------------------------------
+
+Scenario = Callable[[OAuthTestServer, ClientCredentialsAuth, str], None]
+
+
+def happy_path_with_401_retry(server: OAuthTestServer, auth: ClientCredentialsAuth,
+                              secret: str) -> None:
     with requests.Session() as s:
         s.auth = auth
         s.get(server.resource_url)
@@ -71,90 +129,225 @@ def happy_path_with_401_retry(server: OAuthTestServer, auth: ClientCredentialsAu
 
 
 def queued(status: int, body: object, **kw: object) -> Scenario:
-    def run(server: OAuthTestServer, auth: ClientCredentialsAuth) -> None:
+    def run(server: OAuthTestServer, auth: ClientCredentialsAuth, secret: str) -> None:
         server.queue_response(status, body, count=5, **kw)  # type: ignore[arg-type]
         auth.fetch_token()
     return run
 
 
-def echoing_secret_html(server: OAuthTestServer, auth: ClientCredentialsAuth) -> None:
-    sent = BASIC if "client_secret_basic" in repr(auth) else CLIENT_SECRET
-    server.queue_response(500, f"<html>bad {CLIENT_SECRET} {sent}</html>", count=5)
+def echoed(status: int, prefix: str, **kw: object) -> Scenario:
+    """An error page that echoes the raw request: form body, header, decoded Basic."""
+    return queued(status, prefix, echo=True, **kw)
+
+
+def description_echoing_secret(server: OAuthTestServer, auth: ClientCredentialsAuth,
+                               secret: str) -> None:
+    server.queue_response(401, {"error": "invalid_client",
+                                "error_description": f"bad secret {secret}\n{secret}"}, count=5)
     auth.fetch_token()
 
 
-def refused(server: OAuthTestServer, auth: ClientCredentialsAuth) -> None:
+def page_with_encoded_secret(server: OAuthTestServer, auth: ClientCredentialsAuth,
+                             secret: str) -> None:
+    lower_hex = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote_plus(secret))
+    page = (f"<p>{html.escape(secret)}</p> {{\"s\": {json.dumps(secret)}}} {lower_hex} "
+            f"{quote(secret)} {basic_value(secret)}")
+    server.queue_response(500, page, count=5)
+    auth.fetch_token()
+
+
+def redirect_to_secret(server: OAuthTestServer, auth: ClientCredentialsAuth,
+                       secret: str) -> None:
+    server.queue_response(302, b"", count=5,
+                          headers={"Location": "https://x.test/?s=" + quote_plus(secret)})
+    auth.fetch_token()
+
+
+def early_refresh_fails_with_token_in_body(server: OAuthTestServer,
+                                           auth: ClientCredentialsAuth, secret: str) -> None:
+    """The failed early refresh is logged at WARNING; the held token keeps working."""
+    clock = auth._clock
+    assert isinstance(clock, FakeClock)
+    with requests.Session() as s:
+        s.auth = auth
+        s.get(server.resource_url)
+        clock.advance(95)  # lifetime 100 s: past the refresh time, before expiry
+        server.queue_response(200, "access_token=tok-LEAK-5&token_type=bearer", count=5)
+        s.get(server.resource_url)
+    auth.fetch_token()
+
+
+def refused(server: OAuthTestServer, auth: ClientCredentialsAuth, secret: str) -> None:
     server.stop()
     auth.fetch_token()
 
 
-def plain_http_remote(server: OAuthTestServer, auth: ClientCredentialsAuth) -> None:
+def plain_http_remote(server: OAuthTestServer, auth: ClientCredentialsAuth,
+                      secret: str) -> None:
     requests.get("http://example.invalid/", auth=auth, timeout=1)
 
 
 SCENARIOS: dict[str, Scenario] = {
     "happy path and 401 retry": happy_path_with_401_retry,
-    "invalid_client echoing secret": queued(
-        401, {"error": "invalid_client", "error_description": f"got {CLIENT_SECRET}"}),
+    "invalid_client echoing secret": description_echoing_secret,
     "invalid_scope": queued(400, {"error": "invalid_scope"}),
     "error uri and odd code": queued(400, {"error": "x_custom", "error_uri": "https://e"}),
-    "500 html echoing secret": echoing_secret_html,
-    "200 not json": queued(200, f"oops {CLIENT_SECRET}"),
-    "200 bad token_type": queued(200, {"access_token": "tok-SECRET-1", "token_type": "mac"}),
-    "200 bad expires_in": queued(200, {"access_token": "tok-SECRET-2", "expires_in": "abc"}),
-    "200 token with space": queued(200, {"access_token": "tok SECRET 3"}),
-    "redirect": queued(307, b"", headers={"Location": "https://elsewhere/token"}),
+    "500 page echoing the request": echoed(500, "<html>oops</html>"),
+    "400 text echoing the request": echoed(400, "bad request:"),
+    "200 echoing the request": echoed(200, "debug:"),
+    "page with encoded secret": page_with_encoded_secret,
+    "200 form-encoded token": queued(200, "access_token=tok-LEAK-1&token_type=bearer"),
+    "200 JSON then a notice": queued(
+        200, '{"access_token": "tok-LEAK-2", "token_type": "Bearer"}\nnotice: tok-LEAK-2'),
+    "200 bad token_type": queued(200, {"access_token": "tok-LEAK-3", "token_type": "mac"}),
+    "200 bad expires_in": queued(200, {"access_token": "tok-LEAK-4", "expires_in": "abc"}),
+    "200 token with space": queued(200, {"access_token": "tok LEAK 6"}),
+    "200 error echoing": echoed(200, '{"error": "server_error"}'),
+    "redirect to secret": redirect_to_secret,
+    "early refresh fails": early_refresh_fails_with_token_in_body,
     "body over cap": queued(200, b"x" * (2 << 20)),
-    "timeout": queued(200, {"access_token": "tok-SECRET-4"}, delay=0.6),
+    "timeout": queued(200, {"access_token": "tok-LEAK-7"}, delay=0.6),
     "connection refused": refused,
     "plain http to remote API": plain_http_remote,
 }
 
 
-@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def cli_token(secret: str, method: str) -> list[str]:
+    """The command line's stdout and stderr for a token request answered by an echo page."""
+    out, err = io.StringIO(), io.StringIO()
+    with OAuthTestServer({CLIENT_ID: secret}) as server, contextlib.redirect_stderr(err):
+        server.queue_response(400, "oops", echo=True)
+        code = cli_main(["token", "--token-url", server.token_url, "--client-id", CLIENT_ID,
+                         "--client-secret", secret, "--allow-secret-in-argv",
+                         "--auth-method", method], out=out)
+    assert code == 3
+    return [out.getvalue(), err.getvalue()]
+
+
+def run_scenario(name: str, method: str, secret: str) -> None:
+    clock = FakeClock()
+    with OAuthTestServer({CLIENT_ID: secret}, token_lifetime=100) as server, \
+            captured_logs() as logs:
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, secret, auth_method=method,
+                                     retries=FAST, timeout=0.3, clock=clock)
+        texts: list[str] = []
+        try:
+            SCENARIOS[name](server, auth, secret)
+        except requests.RequestException as exc:
+            texts.extend(visible(exc))
+        else:
+            assert name == "happy path and 401 retry", "every other scenario must raise"
+        if name == "500 page echoing the request":
+            texts += cli_token(secret, method)
+        texts += [*logs.texts, repr(auth), repr(auth.token)]
+        haystack = "\n".join(texts)
+        if name != "plain http to remote API":  # refused before any I/O
+            assert logs.texts, "DEBUG logging produced records"
+        forbidden = encodings(secret) | {basic_value(secret)}
+        forbidden |= set(server.access_tokens_issued) | {"tok-LEAK", "tok LEAK"}
+        forbidden |= {a for r in server.token_log for a in r.form.get("client_assertion", [])}
+    for value in forbidden:
+        assert value not in haystack, f"{value[:6]!r}... leaked in {name} ({method})"
+
+
+@pytest.mark.parametrize("secret", ["Zm9v+YmFy/YmF6==", "tab\tand spaces Zq", "süß€-Zq8"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_no_secret_or_token_leaks(
-    server: OAuthTestServer, captured: Capture, name: str, method: str
-) -> None:
-    """Each path leaves no secret, Basic credential or access token in anything visible."""
-    auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
-                                 auth_method=method, retries=FAST, timeout=0.3)
-    texts: list[str] = []
-    try:
-        SCENARIOS[name](server, auth)
-    except requests.RequestException as exc:
-        texts.extend(visible(exc))
-    else:
-        assert name == "happy path and 401 retry", "every other scenario must raise"
-    texts += [*captured.texts, repr(auth), repr(auth.token)]
-    haystack = "\n".join(texts)
-    if name != "plain http to remote API":  # refused before any I/O
-        assert captured.texts, "DEBUG logging produced records"
-    forbidden = [CLIENT_SECRET, BASIC, "tok-SECRET", "tok SECRET"]
-    forbidden += server.access_tokens_issued
-    for secret in forbidden:
-        assert secret not in haystack, f"{secret[:6]}... leaked in {name}"
+def test_no_secret_or_token_leaks(name: str, method: str, secret: str) -> None:
+    """Each path leaves no secret, Basic credential, assertion or token in anything visible."""
+    if name == "timeout" and secret != "Zm9v+YmFy/YmF6==":
+        pytest.skip("the slow timeout path runs once per method")
+    run_scenario(name, method, secret)
+
+
+SECRET_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",))
+secrets_strategy = st.builds(
+    lambda a, b: a + "Zq8x" + b,  # a marker, so that a visible secret is never a chance match
+    st.text(SECRET_CHARS, max_size=12),
+    st.text(st.sampled_from(" \t+/%=&:;\"'<>\\é€\u00a0\u2028"), max_size=6),
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(secret=secrets_strategy,
+       name=st.sampled_from([n for n in SCENARIOS if n != "timeout"]),
+       method=st.sampled_from(METHODS))
+def test_no_secret_leaks_for_any_secret(secret: str, name: str, method: str) -> None:
+    """Property: for secrets of printable ASCII, whitespace and non-ASCII characters, no
+    path shows the secret in any encoding, nor any token."""
+    run_scenario(name, method, secret)
+
+
+def test_server_text_cannot_forge_log_lines_or_escape_the_terminal() -> None:
+    """error / error_description with newlines, terminal escapes and bidi overrides reach
+    messages and log records as one clean, bounded line."""
+    forged = "ok\n2026-11-29 INFO requests_oauthcc: token issued\x1b[2J\x1b]0;pwned\x07\u202e"
+    with OAuthTestServer({CLIENT_ID: "s3cret-value-Zq"}) as server, captured_logs() as logs:
+        server.queue_response(400, {"error": "invalid_request\r\nFORGED",
+                                    "error_description": forged * 50}, count=2)
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, "s3cret-value-Zq", retries=0)
+        with pytest.raises(requests.RequestException) as caught:
+            auth.fetch_token()
+    texts = [str(caught.value), caught.value.error_description or "", *logs.texts]
+    for text in texts:
+        assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e]", text), repr(text)
+    assert len(str(caught.value)) < 600
+    assert "token issued" in str(caught.value)  # cleaned, not dropped
+
+
+def test_redaction_leaves_ordinary_words_alone_when_the_secret_is_a_word() -> None:
+    """With the secret `secret`, `client_secret` and `secrets` stay readable; the secret
+    itself, echoed as a value, does not."""
+    with OAuthTestServer({CLIENT_ID: "secret"}) as server:
+        server.queue_response(401, {
+            "error": "invalid_client",
+            "error_description":
+                "client_secret mismatch (secrets rotate); got client_secret=secret",
+        })
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, "secret", retries=0,
+                                     auth_method="client_secret_post")
+        with pytest.raises(requests.RequestException) as caught:
+            auth.fetch_token()
+    message = str(caught.value)
+    assert "client_secret mismatch (secrets rotate)" in message
+    assert "client_secret=[redacted]" in message
+    assert "=secret" not in message
+
+
+def test_a_secret_with_a_tab_is_redacted_before_whitespace_is_folded() -> None:
+    """0.2.0 folded whitespace first, so a secret holding a tab escaped redaction."""
+    secret = "Zq8\tx-tabbed-secret"
+    with OAuthTestServer({CLIENT_ID: secret}) as server:
+        server.queue_response(500, f"echo: {secret}")
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, secret, retries=0)
+        with pytest.raises(requests.RequestException) as caught:
+            auth.fetch_token()
+    assert "Zq8 x-tabbed-secret" not in str(caught.value)
+    assert "[redacted]" in str(caught.value)
 
 
 @pytest.mark.parametrize("registered", [True, False])
-def test_assertions_never_leak(captured: Capture, registered: bool) -> None:
+def test_assertions_never_leak(registered: bool) -> None:
     """private_key_jwt: neither the key nor any assertion sent shows in errors or logs."""
     from .keys import rsa_pair
 
     pair = rsa_pair()
     keys = {CLIENT_ID: pair.public_pem} if registered else {}
-    with OAuthTestServer({}, client_keys=keys) as server:
+    with OAuthTestServer({}, client_keys=keys) as server, captured_logs() as logs:
         auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=pair.private_pem,
                                      retries=0)
         texts: list[str] = []
         try:
-            happy_path_with_401_retry(server, auth)
+            happy_path_with_401_retry(server, auth, "")
+            server.queue_response(500, "echo", echo=True)
+            auth.fetch_token()
         except requests.RequestException as exc:
             texts.extend(visible(exc))
-        assert registered or texts, "an unregistered key must fail"
+        assert texts, "the echo page (or the unregistered key) must fail"
         assertions = [r.form["client_assertion"][0] for r in server.token_log]
         tokens = server.access_tokens_issued
-    haystack = "\n".join([*texts, *captured.texts, repr(auth), repr(auth.token)])
+    haystack = "\n".join([*texts, *logs.texts, repr(auth), repr(auth.token)])
     assert assertions
     for secret in [*assertions, *tokens, pair.private_pem[30:90]]:
         assert secret not in haystack

@@ -23,6 +23,7 @@ requests: error statuses, malformed bodies, delays), counters and a log of token
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -50,13 +51,17 @@ class CannedResponse:
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    echo: bool = False
+    """Append what the request carried (body, Authorization, decoded Basic user-pass), as
+    careless servers do in error pages."""
 
 
 @dataclass(frozen=True)
 class TokenRequestRecord:
     """What one token request carried: its form, how the client authenticated, headers.
 
-    ``client_id`` and ``auth_method`` are ``None`` when the client was not authenticated.
+    ``client_id`` and ``auth_method`` are ``None`` when the client was not authenticated
+    (also when the request got a canned answer from :meth:`OAuthTestServer.queue_response`).
     """
 
     form: Mapping[str, list[str]]
@@ -268,11 +273,15 @@ class OAuthTestServer:
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
         count: int = 1,
+        echo: bool = False,
     ) -> None:
         """Answer the next ``count`` token requests with this instead of a token.
 
         ``body``: bytes, text, or a JSON value (sent as ``application/json``).
         ``delay``: seconds to wait before answering (to provoke client timeouts).
+        ``echo``: append the request's form body, ``Authorization`` header and decoded
+        Basic credentials to the body, as error pages of careless servers do (to test that
+        nothing echoed reaches your logs).
         """
         hdrs = dict(headers or {})
         if isinstance(body, (dict, list)):
@@ -283,7 +292,7 @@ class OAuthTestServer:
         else:
             data = bytes(body)  # type: ignore[arg-type]
         with self._lock:
-            self._canned.extend([CannedResponse(status, data, hdrs, delay)] * count)
+            self._canned.extend([CannedResponse(status, data, hdrs, delay, echo)] * count)
 
     def issued_tokens(self) -> dict[str, IssuedToken]:
         """A copy of the live tokens, by access token."""
@@ -435,9 +444,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _token(self, body: bytes) -> None:
         canned = self.oauth._next_canned()
         if canned is not None:
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            self.oauth.token_log.append(
+                TokenRequestRecord(form, None, None, dict(self.headers.items())))
             if canned.delay:
                 time.sleep(canned.delay)
-            self._send(canned.status, canned.body, canned.headers)
+            self._send(canned.status, canned.body + self._echo(body) if canned.echo
+                       else canned.body, canned.headers)
             return
         try:
             if self.command != "POST":
@@ -461,6 +474,13 @@ class _Handler(BaseHTTPRequestHandler):
                 {"error": failure.error, "error_description": failure.description},
                 headers,
             )
+
+    def _echo(self, body: bytes) -> bytes:
+        authorization = self.headers.get("Authorization", "")
+        decoded = b""
+        if authorization.startswith("Basic "):
+            decoded = base64.b64decode(authorization[6:] + "==", validate=False)
+        return b"\n".join([b"", body, authorization.encode("latin-1"), decoded])
 
     def _peer_thumbprint(self) -> str | None:
         if not isinstance(self.connection, ssl.SSLSocket):
