@@ -1,7 +1,9 @@
 """The command line: ``requests-oauthcc token|request|demo`` (also ``python -m requests_oauthcc``).
 
-Exit codes: 0 ok, 2 usage or configuration error, 3 the token endpoint refused (RFC 6749
-error shown with its description), 4 network or TLS failure. Errors go to stderr in one line.
+Exit codes: 0 ok, 1 an unexpected internal error (a bug: please report it), 2 usage or
+configuration error, 3 the token endpoint refused (RFC 6749 error shown with its
+description), 4 network or TLS failure, 130 interrupted. Errors go to stderr in one line;
+no traceback is ever printed (it could show request bodies).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from .errors import (
     OAuthError,
     TokenEndpointConnectionError,
 )
+from .redaction import Secret, server_text
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NETWORK = 0, 2, 3, 4
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REFUSED, EXIT_NETWORK = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 PROG = "requests-oauthcc"
 
 _OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
@@ -73,8 +77,8 @@ def _add_auth_options(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=(
-        "OAuth 2.0 Client Credentials for requests. Exit codes: 0 ok, 2 usage, "
-        "3 token endpoint refused, 4 network/TLS failure."))
+        "OAuth 2.0 Client Credentials for requests. Exit codes: 0 ok, 1 internal error, "
+        "2 usage, 3 token endpoint refused, 4 network/TLS failure, 130 interrupted."))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     token = commands.add_parser("token", help="fetch a token and print it",
                                 description="Fetch a token and print it (bare, for "
@@ -111,10 +115,10 @@ def _secret_option(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
             raise _UsageError("--client-secret puts the secret where `ps` shows it; use "
                               "OAUTH_CLIENT_SECRET, --client-secret-file or "
                               "--client-secret-stdin (or add --allow-secret-in-argv)")
-        return {"client_secret": args.client_secret}
+        return {"client_secret": Secret(args.client_secret)}
     if args.client_secret_stdin:
-        secret = stdin.readline().strip()
-        if not secret:
+        secret = Secret(stdin.readline().strip())
+        if not secret.reveal():
             raise _UsageError("--client-secret-stdin: stdin gave no secret")
         return {"client_secret": secret}
     if args.client_secret_file:
@@ -217,8 +221,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         return commands[args.command](args, out or sys.stdout, stdin or sys.stdin)
     except (_UsageError, OSError, requests.RequestException) as exc:
         message, code = _diagnose(exc)
-        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
-        return code
+    except KeyboardInterrupt:
+        message, code = "interrupted", EXIT_INTERRUPTED
+    except Exception as exc:  # a bug of ours: say what, never how (no traceback, no locals)
+        message = f"unexpected {type(exc).__name__}; please report it with the command used"
+        code = EXIT_INTERNAL
+    print(f"{PROG}: error: {server_text(message, limit=500)}", file=sys.stderr)
+    return code
 
 
 def _diagnose(exc: BaseException) -> tuple[str, int]:

@@ -9,6 +9,7 @@ from typing import Any
 from .client_auth import SecretFile
 from .discovery import Issuer
 from .errors import ConfigurationError
+from .redaction import Secret
 
 __all__ = ["environment_options"]
 
@@ -57,7 +58,7 @@ def _read(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
             )
         options["client_secret"] = SecretFile(secret_file)
     elif secret:
-        options["client_secret"] = secret
+        options["client_secret"] = Secret(secret)
     key_file = get("PRIVATE_KEY_FILE")
     if key_file:
         options["private_key"] = Path(key_file)

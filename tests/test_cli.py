@@ -126,3 +126,33 @@ def test_console_script_is_installed() -> None:
     assert script is not None, "pip install -e . installs it"
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "token" in result.stdout
+
+
+def test_bad_inputs_end_in_one_line_and_a_documented_exit_code(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """Files that cannot work and hostile answers: never a traceback, only exit 2/3/4 and
+    one stderr line (0.2.0 printed a UnicodeDecodeError traceback for a binary secret file
+    and an OSError one for a missing --cert)."""
+    binary = tmp_path / "secret.bin"
+    binary.write_bytes(b"\xff\xfe\x00secret")
+    env = {"OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": CLIENT_ID}
+    cases = [
+        (["token", "--client-secret-file", str(binary)], {}, 2, "not UTF-8"),
+        (["token", "--cert", str(tmp_path / "missing.pem")],
+         {"OAUTH_CLIENT_SECRET": CLIENT_SECRET}, 2, "does not exist"),
+        (["token", "--ca-bundle", str(tmp_path / "missing-ca.pem")],
+         {"OAUTH_CLIENT_SECRET": CLIENT_SECRET}, 2, "session.verify"),
+    ]
+    for args, extra, code, words in cases:
+        result = run(*args, env={**env, **extra})
+        assert result.returncode == code, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert words in line and "Traceback" not in line
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in (deep, '{"access_token": ' + deep + "}", b"\xff\xfe{]"):
+        server.queue_response(200, body)
+        result = run("token", env={**env, "OAUTH_CLIENT_SECRET": CLIENT_SECRET})
+        assert result.returncode == 3, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert "Traceback" not in line
