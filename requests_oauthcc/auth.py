@@ -438,13 +438,15 @@ def _check_seconds(name: str, value: object, *, allow_none: bool = False) -> Any
 
 
 def _check_timeout(timeout: object) -> Timeout:
-    if isinstance(timeout, tuple) and len(timeout) == 2:
-        connect, read = (_check_seconds("timeout", part) for part in timeout)
-        return (connect, read)
-    seconds: float = _check_seconds("timeout", timeout)
-    if seconds == 0:
-        raise ConfigurationError("timeout must be positive (token requests always have one)")
-    return seconds
+    """A positive number of seconds, or a ``(connect, read)`` pair of them."""
+    parts = timeout if isinstance(timeout, tuple) and len(timeout) == 2 else (timeout,)
+    checked = [_check_seconds("timeout", part) for part in parts]
+    if not all(checked):
+        raise ConfigurationError(
+            "timeout must be positive seconds, or a (connect, read) pair of them (token "
+            f"requests always have one); got {timeout!r}"
+        )
+    return (checked[0], checked[1]) if len(checked) == 2 else checked[0]
 
 
 def _check_origins(origins: Iterable[str]) -> frozenset[str]:

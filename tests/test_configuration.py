@@ -1,0 +1,81 @@
+"""Arguments that cannot work fail in the constructor, as a ConfigurationError saying what
+to fix; failures driven by a file at fetch time are OAuthErrors too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from requests_oauthcc import ClientCredentialsAuth, ConfigurationError, SecretFile
+from requests_oauthcc.testing import OAuthTestServer
+
+from .conftest import CLIENT_ID, CLIENT_SECRET
+
+MakeAuth = Callable[..., ClientCredentialsAuth]
+
+
+def session_with(**attributes: Any) -> requests.Session:
+    session = requests.Session()
+    for name, value in attributes.items():
+        setattr(session, name, value)
+    return session
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"cert": "/nonexistent/client.pem"}, "cert file '/nonexistent/client.pem' does not"),
+        ({"cert": ("/nonexistent/c.pem", "/nonexistent/k.pem")}, "does not exist"),
+        ({"cert": ("a", "b", "c")}, "(certificate, key) pair"),
+        ({"cert": 42}, "PEM file path"),
+        ({"session": session_with(cert="/nonexistent/c.pem")}, "session.cert file"),
+        ({"session": session_with(verify="/nonexistent/ca.pem")}, "session.verify names"),
+        ({"timeout": (0, 5)}, "timeout must be positive"),
+        ({"timeout": (5, 0)}, "timeout must be positive"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"client_secret": SecretFile("/nonexistent/secret")}, "could not be read"),
+    ],
+)
+def test_arguments_that_cannot_work_fail_in_the_constructor(
+    make_auth: MakeAuth, options: dict[str, Any], words: str
+) -> None:
+    """0.2.0 accepted these and then failed every token request (OSError, or a timeout
+    error at once); now the constructor says what is wrong."""
+    with pytest.raises(ConfigurationError) as caught:
+        make_auth(**options)
+    assert words in str(caught.value)
+
+
+def test_a_secret_file_that_is_not_utf8_is_a_configuration_error(
+    make_auth: MakeAuth, tmp_path: Path
+) -> None:
+    """In the constructor and at a later fetch (the file is re-read for rotation), a
+    binary or empty secret file is a ConfigurationError, never a UnicodeDecodeError."""
+    path = tmp_path / "secret"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigurationError, match="not UTF-8"):
+        make_auth(client_secret=SecretFile(path))
+    path.write_text(CLIENT_SECRET + "\n")
+    auth = make_auth(client_secret=SecretFile(path))
+    assert auth.fetch_token().access_token
+    path.write_bytes(b"\xc3\x28")
+    with pytest.raises(ConfigurationError, match="not UTF-8"):
+        auth.fetch_token()
+    path.write_text("  \n")
+    with pytest.raises(ConfigurationError, match="is empty"):
+        auth.fetch_token()
+
+
+def test_a_readable_certificate_path_is_accepted(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """An existing PEM path passes the check (the TLS layer judges its content)."""
+    pem = tmp_path / "client.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                 cert=str(pem), auth_method="client_secret_basic")
+    assert auth.fetch_token().access_token
