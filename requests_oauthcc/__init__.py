@@ -26,6 +26,7 @@ from .errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+from .redaction import Secret
 from .retry import TokenRetry
 from .token import Token
 
@@ -81,6 +82,7 @@ __all__ = [
     "MemoryTokenCache",
     "OAuthError",
     "RedisTokenCache",
+    "Secret",
     "SecretFile",
     "Token",
     "TokenCache",

@@ -61,3 +61,26 @@ def test_expiry_checks() -> None:
     assert token.expires_in(20.0) == 40.0
     assert not token.is_expired(59.9)
     assert token.is_expired(60.0)
+
+
+def test_secret_and_sensitive_text_show_nothing() -> None:
+    """Secret hides its value from repr, str and format; SensitiveText (what requests is
+    handed) hides it from repr and format but keeps its characters for the wire."""
+    import pickle
+
+    from requests_oauthcc import Secret
+    from requests_oauthcc.redaction import SensitiveText
+
+    secret = Secret("hunter2-Zq8")
+    for shown in (repr(secret), str(secret), f"{secret}", "%s" % (secret,), repr([secret])):
+        assert "hunter2" not in shown
+    assert secret.reveal() == "hunter2-Zq8"
+    assert secret == Secret("hunter2-Zq8") and secret != Secret("other")
+    assert pickle.loads(pickle.dumps(secret)).reveal() == "hunter2-Zq8"
+    text = SensitiveText("Bearer tok-Zq8")
+    for shown in (repr(text), f"{text}", repr({"Authorization": text}), repr(text.encode()),
+                  repr(text[7:])):
+        assert "tok-Zq8" not in shown
+    assert text.encode() == b"Bearer tok-Zq8" and text == "Bearer tok-Zq8"
+    token = Token(access_token="tok-Zq8")
+    assert "tok-Zq8" not in repr(token.authorization) and token.authorization.endswith("Zq8")
