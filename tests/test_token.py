@@ -72,7 +72,8 @@ def test_secret_and_sensitive_text_show_nothing() -> None:
     from requests_oauthcc.redaction import SensitiveText
 
     secret = Secret("hunter2-Zq8")
-    for shown in (repr(secret), str(secret), f"{secret}", "%s" % (secret,), repr([secret])):
+    for shown in (repr(secret), str(secret), f"{secret}", "%s" % (secret,),  # noqa: UP031
+                  repr([secret])):
         assert "hunter2" not in shown
     assert secret.reveal() == "hunter2-Zq8"
     assert secret == Secret("hunter2-Zq8") and secret != Secret("other")
