@@ -1,8 +1,9 @@
 """The requests adapter: attach the token to each request, and retry once on a 401.
 
 Follows requests' own ``HTTPDigestAuth``: ``__call__`` only sets the header and registers
-a response hook; the hook drains the 401, copies the request, rewinds its body and resends
-it through the same connection adapter, so hooks do not fire again and it cannot loop.
+a response hook; the hook releases the 401 (reading at most ``MAX_401_BODY_BYTES`` of
+it), copies the request, rewinds its body and resends it through the same connection
+adapter, so hooks do not fire again and it cannot loop.
 """
 
 from __future__ import annotations
