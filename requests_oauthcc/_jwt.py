@@ -40,11 +40,36 @@ def require_pyjwt() -> ModuleType:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A private key ready to sign assertions, with its algorithm and key id."""
+    """A private key ready to sign assertions, with its algorithm and key id.
+
+    ``key``: a cryptography private key, or bytes (the HMAC key of ``client_secret_jwt``).
+    Pickles (and deep-copies) as PKCS #8 DER bytes, since cryptography's key objects do
+    not pickle: a pickle holds the private key in the clear.
+    """
 
     key: Any = field(repr=False)
     alg: str
     kid: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if isinstance(self.key, (bytes, str)):
+            return (SigningKey, (self.key, self.alg, self.kid))
+        from cryptography.hazmat.primitives import serialization
+
+        return (_signing_key_from_der, (
+            self.key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            self.alg, self.kid,
+        ))
+
+
+def _signing_key_from_der(der: bytes, alg: str, kid: str | None) -> SigningKey:
+    """A pickled :class:`SigningKey` back: the key from its PKCS #8 DER form."""
+    from cryptography.hazmat.primitives import serialization
+
+    return SigningKey(serialization.load_der_private_key(der, password=None), alg, kid)
 
 
 def load_signing_key(

@@ -1,26 +1,32 @@
 """The requests adapter: attach the token to each request, and retry once on a 401.
 
 Follows requests' own ``HTTPDigestAuth``: ``__call__`` only sets the header and registers
-a response hook; the hook drains the 401, copies the request, rewinds its body and resends
-it through the same connection adapter, so hooks do not fire again and it cannot loop.
+a response hook; the hook releases the 401 (reading at most ``MAX_401_BODY_BYTES`` of
+it), copies the request, rewinds its body and resends it through the same connection
+adapter, so hooks do not fire again and it cannot loop.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
+import pickle
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import requests
+import urllib3
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
-from requests.utils import rewind_body
+from requests.utils import rewind_body, select_proxy
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
-from ._urls import is_plain_http_to_remote, origin
+from ._urls import clear_text_reason, origin, proxy_environment, sends_in_clear
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -39,7 +45,7 @@ from .reuse import TokenHolder
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
-    from ._jwt import PrivateKeySource
+    from ._jwt import PrivateKeySource, SigningKey
     from .cache import TokenCache
     from .discovery import DiscoveredEndpoint, Issuer
 
@@ -49,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LEEWAY: Final = 30.0
 DEFAULT_TIMEOUT: Final = 10.0
+MAX_401_BODY_BYTES: Final = 64 * 1024
+"""At most this much of a 401's body is read before the retry; a longer one is not drained."""
 
 
 class ClientCredentialsAuth(requests.auth.AuthBase):
@@ -86,14 +94,38 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     (default: until the API rejects it).
     ``session``: a :class:`requests.Session` for token requests (proxies, CA bundle, client
     certificate). Default: a private Session; never the Session this auth is mounted on.
-    ``allowed_origins``: ``scheme://host[:port]`` strings; when given, the token is only
-    attached to requests for these origins, other requests go out without it.
-    ``insecure_allow_http``: allow plain-http token URLs and APIs on non-loopback hosts.
-    Tokens and secrets then cross the network in the clear: for test rigs only.
+    ``allowed_origins``: ``scheme://host[:port]`` strings (no path, query or user info);
+    when given, the token is only attached to requests for these origins, other requests
+    go out without it.
+    ``insecure_allow_http``: allow plain-http token URLs and APIs that are not loopback
+    hosts, or that requests would reach through a proxy. Tokens and secrets then cross
+    the network in the clear: for test rigs only.
     ``cache``: a :class:`~requests_oauthcc.cache.TokenCache` shared with other auth
     objects, processes or hosts (``FileTokenCache``, ``RedisTokenCache``); default: this
     auth object's own memory.
     ``clock``: a monotonic clock (seconds); tests inject their own.
+
+    **Transport security.** A token or secret is only sent where
+    :func:`~requests_oauthcc._urls.sends_in_clear` is false: https, or plain http to
+    ``localhost``, 127.0.0.0/8 or ``::1`` when requests connects directly (no proxy,
+    judged with requests' own proxy selection, ``NO_PROXY`` included); otherwise
+    :class:`~requests_oauthcc.InsecureTransportError` is raised before anything is sent.
+    The token URL is judged with the token Session. An API request is judged when the
+    auth is called, where only the prepared request is visible: the environment's
+    proxies are applied as a Session with ``trust_env=True`` applies them, but a Session's
+    ``proxies`` attribute and a ``proxies=`` argument cannot be seen there. The Session
+    from :meth:`make_session` also checks at send time, with the proxies requests really
+    uses; on another Session, an http proxy set in ``proxies`` for a loopback API gets the
+    token. With ``trust_env=False`` and a proxy in the environment, a loopback API is
+    refused although requests would connect directly: exempt it with ``NO_PROXY``.
+
+    **Copies.** The auth pickles (so a Session carrying it can go to a ``spawn`` or
+    ``forkserver`` process pool) and ``copy.deepcopy`` works: either way the copy is built
+    again from the constructor's options (deep copies of them), with its own lock, token
+    Session and no token. ``copy.copy`` shares the options (the same ``session=`` and
+    ``cache=`` objects) and has its own token. A pickle holds the client secret and the
+    private key: protect it like them. A ``client_secret`` callable must itself pickle
+    (a module-level function, :class:`~requests_oauthcc.SecretFile`).
     """
 
     def __init__(
@@ -123,25 +155,23 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         client_secret = hold_secret(client_secret)  # from here on no frame local shows it
+        # One-shot iterables are kept as tuples: the options are read again by copies.
+        scope, resource, allowed_origins = map(_replayable, (scope, resource, allowed_origins))
+        extra_params = _replayable_params(extra_params)
+        # The options as given: pickling and copying build the auth again from them.
+        self._options = _Options({k: v for k, v in locals().items() if k != "self"})
         issuer = None if isinstance(token_url, str) else _issuer_url(token_url)
         url = issuer if issuer is not None else token_url
         _check_url("issuer" if issuer is not None else "token_url", url)
         assert isinstance(url, str)
-        if not insecure_allow_http and is_plain_http_to_remote(url):
-            raise InsecureTransportError(
-                f"{'issuer' if issuer else 'token_url'} {url!r} is plain http to a non-loopback "
-                "host: the client secret and the token would cross the network in the clear. "
-                "Use https (or insecure_allow_http=True, for test rigs only)"
-            )
+        _check_transport("issuer" if issuer else "token_url", url, session, insecure_allow_http)
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
-        if session is not None and not isinstance(session, requests.Session):
-            raise ConfigurationError("session must be a requests.Session (used for token requests)")
         token_session = session if session is not None else private_session()
         cert = _check_files(cert, token_session, client_secret)
         credentials = ClientCredentials(
             secret=client_secret,
-            key=None if private_key is None else _signing_key(
+            key=None if private_key is None else self._signing_key(
                 private_key, private_key_id, signing_alg),
             signing_alg=signing_alg,
             assertion_audience=assertion_audience,
@@ -214,7 +244,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._allow_http = bool(insecure_allow_http)
         self._hook = partial(self._retry_on_401, None)
-        self._http_verdicts: dict[str, bool] = {}
+        self._verdicts: dict[str, tuple[tuple[object, ...] | None, bool | None]] = {}
 
     @classmethod
     def from_issuer(
@@ -268,9 +298,15 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
         With the mTLS methods, tokens are certificate-bound (RFC 8705 §3): the API must be
         called with the certificate used for the token request, which this Session does.
+        Its ``http://`` adapter checks each request carrying this auth's token against the
+        proxies requests really uses for it (the Session's ``proxies``, a ``proxies=``
+        argument, the environment) and raises
+        :class:`~requests_oauthcc.InsecureTransportError` instead of sending the token
+        through a proxy in the clear.
         """
         api = requests.Session()
         api.auth = self
+        api.mount("http://", _ProxyGuard(self))
         cert = self._cert or self._token_session.cert
         if cert:
             api.cert = cert
@@ -280,6 +316,46 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """Close the private token Session (a Session passed as ``session=`` is left open)."""
         if self._owns_session:
             self._token_session.close()
+
+    # -- copies -----------------------------------------------------------------------
+
+    def _signing_key(
+        self, private_key: PrivateKeySource, key_id: str | None, alg: str | None
+    ) -> SigningKey:
+        """The loaded key; copies are built from it, not from the file it came from."""
+        from ._jwt import SigningKey, load_signing_key
+
+        key = private_key if isinstance(private_key, SigningKey) else load_signing_key(
+            private_key, key_id, alg)
+        self._options["private_key"] = key
+        return key
+
+    def __getstate__(self) -> dict[str, Any]:
+        secret = self._options["client_secret"]
+        if callable(secret):
+            try:
+                pickle.dumps(secret)
+            except Exception as exc:  # any failure to pickle: the error names the type
+                raise ConfigurationError(
+                    f"this auth cannot be pickled: its client_secret callable "
+                    f"({type(secret).__name__}) cannot be ({type(exc).__name__}); pass a "
+                    "SecretFile, a str or a module-level function to send it to another process"
+                ) from exc
+        return self._options
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        ClientCredentialsAuth.__init__(self, **state)
+
+    def __copy__(self) -> ClientCredentialsAuth:
+        copied = type(self).__new__(type(self))
+        ClientCredentialsAuth.__init__(copied, **self._options)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ClientCredentialsAuth:
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        ClientCredentialsAuth.__init__(copied, **copy.deepcopy(dict(self._options), memo))
+        return copied
 
     def __repr__(self) -> str:
         source = self._source
@@ -314,31 +390,58 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return r
 
     def _may_attach(self, url: str) -> bool:
-        """Whether the token may go to ``url``: allowed origin, and not plain http afar."""
-        if self._allowed_origins is not None and origin(url) not in self._allowed_origins:
-            return False
-        if not self._allow_http and self._plain_http_to_remote(url):
-            raise InsecureTransportError(
-                f"refusing to send a bearer token over plain http to {origin(url)}: use "
-                "https (or insecure_allow_http=True, for test rigs only)"
-            )
-        return True
+        """Whether the token may go to ``url``: an allowed origin, and not in the clear.
 
-    def _plain_http_to_remote(self, url: str) -> bool:
-        """:func:`is_plain_http_to_remote`, remembered per ``scheme://authority`` prefix.
-
-        Parsing the URL and the host address costs more than the rest of the per-request
-        path; loopback APIs over http would pay it on every request.
+        Raises :class:`InsecureTransportError` where :func:`sends_in_clear` (with the
+        environment's proxies) holds. The verdict is remembered per ``scheme://authority``
+        prefix (parsing costs more than the rest of the per-request path); for plain http
+        it is remembered with the proxy variables it was judged under
+        (:func:`proxy_environment`), so that setting ``http_proxy`` later takes effect.
         """
         end = url.find("/", url.find("//") + 2)
         prefix = url if end < 0 else url[:end]
-        verdict = self._http_verdicts.get(prefix)
+        environment = (
+            None if self._allow_http or url.startswith("https://") else proxy_environment()
+        )
+        known = self._verdicts.get(prefix)
+        if known is None or known[0] != environment:
+            known = (environment, self._judge(prefix))
+            if len(self._verdicts) >= 64:
+                self._verdicts.clear()
+            self._verdicts[prefix] = known
+        verdict = known[1]
         if verdict is None:
-            verdict = is_plain_http_to_remote(url)
-            if len(self._http_verdicts) >= 64:
-                self._http_verdicts.clear()
-            self._http_verdicts[prefix] = verdict
+            raise InsecureTransportError(
+                f"refusing to send a bearer token to {origin(url)}: {clear_text_reason(url)} "
+                "(or insecure_allow_http=True, for test rigs only)"
+            )
         return verdict
+
+    def _judge(self, prefix: str) -> bool | None:
+        """True: attach; False: not an allowed origin; None: it would be sent in clear."""
+        if self._allowed_origins is not None and origin(prefix) not in self._allowed_origins:
+            return False
+        if not self._allow_http and sends_in_clear(prefix):
+            return None
+        return True
+
+    def _check_proxies(
+        self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
+    ) -> None:
+        """At send time (:class:`_ProxyGuard`): refuse our token on http through a proxy."""
+        url = request.url or ""
+        if self._allow_http or not proxies or url.lower().startswith("https:"):
+            return
+        ours = self._retry_on_401
+        if not any(getattr(hook, "func", None) == ours
+                   for hook in request.hooks.get("response", ())):
+            return  # not a request this auth attached its token to
+        if select_proxy(url, dict(proxies)):
+            raise InsecureTransportError(
+                f"refusing to send a bearer token to {origin(url)}: it is plain http, and this "
+                "Session sends it through a proxy, which reads it; exempt the host with "
+                "NO_PROXY, or use https (or insecure_allow_http=True, for test rigs only)"
+            )
 
     def _retry_on_401(
         self, token: Token | None, r: requests.Response, **kwargs: Any
@@ -360,16 +463,118 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             return r
         new_token = self._holder.get(rejected=token)
         logger.debug("401 from %s: retrying once with a new token", request.url)
-        r.content  # noqa: B018 - drain the 401 so its connection can be reused
-        r.close()
+        _discard_body(r)
         prep = request.copy()
         extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
         prep.headers["Authorization"] = new_token.authorization
+        # A redirect answering the retry is followed by requests with a copy of the
+        # original request: it must carry the new token, not the rejected one.
+        request.headers["Authorization"] = new_token.authorization
         retried: requests.Response = connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
         return retried
+
+
+class _Options(dict[str, Any]):
+    """The constructor's options, kept to build copies; its repr shows only the names."""
+
+    def __repr__(self) -> str:
+        return f"<ClientCredentialsAuth options: {', '.join(self)}>"
+
+
+def _replayable(value: Any) -> Any:
+    """``value``, or a tuple of its items when it is a one-shot iterator (a generator)."""
+    return tuple(value) if isinstance(value, Iterator) else value
+
+
+def _replayable_params(params: Any) -> Any:
+    if not isinstance(params, Mapping):
+        return params  # None, or a wrong type that grant_parameters reports
+    return {name: _replayable(value) for name, value in params.items()}
+
+
+def _check_transport(
+    name: str, url: str, session: object, allow_http: bool
+) -> None:
+    """The token URL (or issuer) must not send the secret in the clear (:func:`sends_in_clear`)."""
+    if session is not None and not isinstance(session, requests.Session):
+        raise ConfigurationError("session must be a requests.Session (used for token requests)")
+    if not allow_http and sends_in_clear(url, session):
+        raise InsecureTransportError(
+            f"refusing {name} {url!r}: the client secret and the token would cross the "
+            f"network in the clear: {clear_text_reason(url)} (or insecure_allow_http=True, "
+            "for test rigs only)"
+        )
+
+
+class _ProxyGuard(requests.adapters.HTTPAdapter):
+    """The ``http://`` adapter of :meth:`ClientCredentialsAuth.make_session`.
+
+    Sees the proxies requests resolved for each request, which the auth cannot, and
+    refuses to send the auth's token through one in the clear.
+    """
+
+    __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "auth"]  # noqa: RUF012 - requests' own
+
+    def __init__(self, auth: ClientCredentialsAuth) -> None:
+        super().__init__()
+        self.auth = auth
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        proxies = kwargs["proxies"] if "proxies" in kwargs else (
+            args[4] if len(args) > 4 else None)
+        self.auth._check_proxies(request, proxies)
+        return super().send(request, *args, **kwargs)
+
+
+def _discard_body(r: requests.Response) -> None:
+    """Release a 401 before the retry without reading more than ``MAX_401_BODY_BYTES``.
+
+    A body that ends within the bound is read (not decoded) and dropped, so the connection
+    goes back to the pool; a longer one, declared (``Content-Length``) or found, is not
+    read further and its connection is closed instead, so an endless or huge body costs
+    neither time nor memory. The 401 (in ``history``) keeps the body read, uncompressed
+    bodies only; otherwise its ``content`` is empty.
+    """
+    if r._content_consumed or r.raw is None:  # type: ignore[attr-defined]
+        r.close()
+        return
+    declared = r.headers.get("Content-Length", "").strip()
+    chunks: list[bytes] = []
+    finished = False
+    if not (declared.isdigit() and int(declared) > MAX_401_BODY_BYTES):
+        size = 0
+        try:
+            while size <= MAX_401_BODY_BYTES:
+                chunk = _read_raw(r.raw, MAX_401_BODY_BYTES + 1 - size)
+                if not chunk:
+                    finished = True
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, ValueError):
+            finished = False
+    encoded = r.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
+    if finished:
+        r._content_consumed = True  # type: ignore[attr-defined]
+    r.close()  # unconsumed: closes the connection; consumed: returns it to the pool
+    r._content = b"" if encoded or not finished else b"".join(chunks)
+    r._content_consumed = True  # type: ignore[attr-defined]
+
+
+def _read_raw(raw: Any, amount: int) -> bytes:
+    """Up to ``amount`` bytes of the body as sent (compressed bodies stay compressed)."""
+    read: Any = raw.read
+    if isinstance(raw, _URLLIB3_RESPONSE):
+        return bytes(read(amount, decode_content=False))
+    return bytes(read(amount) or b"")  # another adapter's file-like body
+
+
+_URLLIB3_RESPONSE: tuple[type, ...] = (
+    getattr(urllib3.response, "BaseHTTPResponse", urllib3.response.HTTPResponse),
+)
 
 
 def _issuer_url(value: object) -> str | None:
@@ -378,21 +583,23 @@ def _issuer_url(value: object) -> str | None:
     return value.url if isinstance(value, Issuer) else None
 
 
-def _signing_key(key: PrivateKeySource, key_id: str | None, alg: str | None) -> Any:
-    from ._jwt import load_signing_key
-
-    return load_signing_key(key, key_id, alg)
-
-
 def _rewind(request: requests.PreparedRequest) -> bool:
     """Make the body ready to be sent again; ``False`` if it cannot be.
 
-    Bytes and text bodies are sent again as they are. A file-like body is rewound to
-    the position requests recorded when it prepared the request (``rewind_body``); a
-    generator, or a stream whose position could not be read, cannot be replayed.
+    A body sent from memory is sent again as it is: text, and any bytes-like object
+    without ``read`` (bytes, bytearray, memoryview, array), as urllib3 sends those whole.
+    A file-like body is rewound to the position requests recorded when it prepared the
+    request (``rewind_body``); a generator, or a stream whose position could not be
+    read, cannot be replayed.
     """
     body: Any = request.body  # typed bytes | str | None, but files and generators are sent too
     if body is None or isinstance(body, (bytes, str)):
+        return True
+    if not hasattr(body, "read"):
+        try:
+            memoryview(body)
+        except TypeError:
+            return False  # an iterable of chunks: consumed by the first attempt
         return True
     try:
         rewind_body(request)
@@ -419,8 +626,21 @@ def _check_files(
 
 
 def _check_url(name: str, url: object) -> None:
+    """An http(s) URL with a host and no user info (which logs and messages would show)."""
+    shown = repr(url) if not isinstance(url, str) or "@" not in url else "(a URL with user info)"
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
-        raise ConfigurationError(f"{name} must be an http(s) URL string; got {url!r}")
+        raise ConfigurationError(f"{name} must be an http(s) URL string; got {shown}")
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        raise ConfigurationError(f"{name} is not a valid URL: {shown}") from None
+    if parsed.auth is not None:
+        raise ConfigurationError(
+            f"{name} must not hold user info (user:password@): it would show in logs and "
+            "messages; give credentials as client_id and client_secret"
+        )
+    if not parsed.host:
+        raise ConfigurationError(f"{name} must name a host; got {shown}")
 
 
 def _check_seconds(name: str, value: object, *, allow_none: bool = False) -> Any:
@@ -455,5 +675,12 @@ def _check_origins(origins: Iterable[str]) -> frozenset[str]:
     checked = set()
     for value in origins:
         _check_url("allowed_origins entry", value)
+        parsed = parse_url(value)
+        if parsed.path not in (None, "", "/") or parsed.query is not None or (
+                parsed.fragment is not None):
+            raise ConfigurationError(
+                f"allowed_origins entry {value!r} must be scheme://host[:port] only: an "
+                "origin has no path or query, and the token goes to every path of it"
+            )
         checked.add(origin(value))
     return frozenset(checked)

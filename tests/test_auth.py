@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -405,6 +406,12 @@ def test_allowed_origins_limit_where_the_token_goes(
         ({"retries": -1}, "retries"),
         ({"session": "not a session"}, "session"),
         ({"allowed_origins": ["not a url"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://api.example.com/v1"]}, "allowed_origins.*path"),
+        ({"allowed_origins": ["https://api.example.com?x=1"]}, "allowed_origins.*path"),
+        ({"allowed_origins": ["https:///"]}, "allowed_origins.*host"),
+        ({"token_url": "https:///token"}, "token_url must name a host"),
+        ({"token_url": "http://"}, "token_url must name a host"),
+        ({"token_url": "https://id:pw-Zq8mX4@as.example.com/t"}, "token_url must not hold user"),
         ({"auth_method": "private_key_magic"}, "auth_method"),
     ],
 )
@@ -429,3 +436,119 @@ def test_plain_http_refusal_holds_on_every_request(make_auth: MakeAuth, url: str
     for _ in range(3):
         with pytest.raises(InsecureTransportError):
             requests.get(url, auth=auth, timeout=5)
+
+
+# -- the 401 before a retry: bounded, replayed bodies, redirects (issue #10, item 7) ------
+
+
+def _tokens(auth: ClientCredentialsAuth) -> str:
+    assert auth.token is not None
+    return auth.token.authorization
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_endless_401_body_is_not_drained(make_auth: MakeAuth, stream: bool) -> None:
+    """A 401 whose chunked body never ends: its connection is closed after a bounded read
+    and the retry succeeds at once (on 0.2.0 the call read until the server gave up)."""
+    import time
+
+    from .raw_server import RawServer, answer, endless_chunked
+
+    auth = make_auth()
+    script = [endless_chunked(), answer("200 OK", body=b"fine")]
+    with RawServer(script) as raw, requests.Session() as session:
+        session.auth = auth
+        started = time.monotonic()
+        response = session.get(raw.url + "/api", stream=stream, timeout=30)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200 and response.content == b"fine"
+    assert elapsed < 5, elapsed
+    assert [r.connection for r in raw.received] == [0, 1]  # the 401's connection not reused
+    assert response.history[0].status_code == 401 and response.history[0].content == b""
+
+
+@pytest.mark.parametrize("kind", ["declared", "chunked"])
+def test_large_401_body_costs_no_memory(make_auth: MakeAuth, kind: str) -> None:
+    """A 100 MiB 401 (declared in Content-Length, or chunked) is not read: the memory
+    growth of the call stays far below the body (0.2.0 held the whole body, twice)."""
+    import time
+    import tracemalloc
+
+    from .raw_server import RawServer, answer, endless_chunked, huge_body
+
+    auth = make_auth()
+    auth.fetch_token()
+    big = huge_body(100 << 20) if kind == "declared" else endless_chunked(seconds=10)
+    with RawServer([big, answer("200 OK", body=b"fine")]) as raw, requests.Session() as session:
+        session.auth = auth
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            response = session.get(raw.url + "/api", stream=True, timeout=30)
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert response.status_code == 200
+    assert peak < 8 << 20, f"peak {peak / (1 << 20):.1f} MiB"
+    assert elapsed < 5, elapsed
+
+
+def test_small_401_body_is_drained_and_its_connection_reused(make_auth: MakeAuth) -> None:
+    """A short 401 body is read, so the retry goes out on the same kept-alive connection."""
+    from .raw_server import RawServer, answer
+
+    auth = make_auth()
+    error = b'{"error": "invalid_token"}'
+    with RawServer([answer("401 Unauthorized", {"WWW-Authenticate": "Bearer"}, error),
+                    answer("200 OK", body=b"fine")]) as raw, requests.Session() as session:
+        session.auth = auth
+        response = session.get(raw.url + "/api", timeout=10)
+    assert response.status_code == 200
+    assert [r.connection for r in raw.received] == [0, 0]
+    assert response.history[0].content == error
+
+
+@pytest.mark.parametrize(
+    "make_body",
+    [bytearray, memoryview, lambda data: __import__("array").array("B", data)],
+    ids=["bytearray", "memoryview", "array"],
+)
+def test_bytes_like_bodies_are_replayed_at_the_socket_level(
+    make_auth: MakeAuth, make_body: Callable[[bytes], Any]
+) -> None:
+    """bytearray, memoryview and array bodies are sent again, byte for byte, after a 401
+    (0.2.0 gave them up as unreplayable and returned the 401)."""
+    from .raw_server import RawServer, answer
+
+    auth = make_auth()
+    payload = os.urandom(5000)
+    with RawServer([answer("401 Unauthorized", {"WWW-Authenticate": "Bearer"}),
+                    answer("200 OK")]) as raw, requests.Session() as session:
+        session.auth = auth
+        response = session.post(raw.url + "/api", data=make_body(payload), timeout=10)
+    assert response.status_code == 200 and len(response.history) == 1
+    assert [r.body for r in raw.received] == [payload, payload]
+    first, second = (r.header("Authorization") for r in raw.received)
+    assert first != second and second == _tokens(auth)
+
+
+def test_redirect_after_the_retry_carries_the_new_token(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """requests follows a redirect answering the retry with a copy of the original request:
+    it carries the new token (0.2.0 sent the rejected one again, then retried once more)."""
+    from .raw_server import RawServer, answer
+
+    auth = make_auth()
+    old = auth.fetch_token().authorization
+    with RawServer([answer("401 Unauthorized", {"WWW-Authenticate": "Bearer"}),
+                    answer("302 Found", {"Location": "/moved"}),
+                    answer("200 OK", body=b"fine")]) as raw, requests.Session() as session:
+        session.auth = auth
+        response = session.get(raw.url + "/api", timeout=10)
+    assert response.status_code == 200 and response.content == b"fine"
+    sent = [(r.head[0].split()[1], r.header("Authorization")) for r in raw.received]
+    new = _tokens(auth)
+    assert sent == [("/api", old), ("/api", new), ("/moved", new)]
+    assert server.token_requests == 2
