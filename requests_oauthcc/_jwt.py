@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import ConfigurationError
+from .redaction import SensitiveBytes
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HMAC_ALGS = ("HS256", "HS384", "HS512")
@@ -57,10 +58,10 @@ class SigningKey:
         from cryptography.hazmat.primitives import serialization
 
         return (_signing_key_from_der, (
-            self.key.private_bytes(
+            SensitiveBytes(self.key.private_bytes(
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
-            ),
+            )),
             self.alg, self.kid,
         ))
 
@@ -78,15 +79,17 @@ def load_signing_key(
     """Load ``private_key`` and pick (or check) the signing algorithm for its type."""
     jwt = require_pyjwt()
     if isinstance(private_key, Mapping):
+        failure = None  # raised outside the except: the loader's frames hold the key
         try:
-            jwk = jwt.PyJWK(dict(private_key))
+            key = jwt.PyJWK(dict(private_key)).key
         except (jwt.exceptions.PyJWKError, jwt.exceptions.InvalidKeyError, ValueError,
                 TypeError, KeyError) as exc:
+            failure = type(exc).__name__
+        if failure is not None:
             raise ConfigurationError(
-                f"private_key JWK could not be loaded ({type(exc).__name__}); it must be a "
+                f"private_key JWK could not be loaded ({failure}); it must be a "
                 "private RSA, EC or OKP key in JWK form"
-            ) from None
-        key = jwk.key
+            )
         key_id = key_id or private_key.get("kid")
         alg = alg or private_key.get("alg")
     else:
@@ -97,14 +100,15 @@ def load_signing_key(
 def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
     from cryptography.hazmat.primitives import serialization
 
+    data: bytes
     if isinstance(source, bytes):
-        data = source
+        data = SensitiveBytes(source)
     elif isinstance(source, str) and "-----BEGIN" in source:
-        data = source.encode()
+        data = SensitiveBytes(source.encode())
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            data = path.read_bytes()
+            data = SensitiveBytes(path.read_bytes())
         except OSError as exc:
             raise ConfigurationError(
                 f"private_key file {str(path)!r} could not be read: {exc.strerror}"
@@ -114,7 +118,7 @@ def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
             "private_key must be a PEM string or bytes, a path, or a JWK dict; "
             f"got {type(source).__name__}"
         )
-    if b"PRIVATE KEY" not in data:
+    if data.find(b"PRIVATE KEY") < 0:
         raise ConfigurationError(
             "private_key is not a PEM private key (a public key or certificate was given?)"
         )
@@ -123,7 +127,7 @@ def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
     except (ValueError, TypeError) as exc:
         kind = "encrypted keys are not supported" if "password" in str(exc).lower() else (
             "unreadable PEM")
-        raise ConfigurationError(f"private_key could not be loaded: {kind}") from None
+    raise ConfigurationError(f"private_key could not be loaded: {kind}")
 
 
 def _check_alg(key: Any, alg: str | None) -> str:

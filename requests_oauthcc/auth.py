@@ -40,6 +40,7 @@ from .client_auth import (
 from .endpoint import Timeout, TokenEndpoint, private_session
 from .errors import ConfigurationError, InsecureTransportError
 from .form import grant_parameters
+from .redaction import hidden
 from .retry import TokenRetry
 from .reuse import TokenHolder
 from .token import Token
@@ -155,6 +156,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         client_secret = hold_secret(client_secret)  # from here on no frame local shows it
+        private_key = hidden(private_key)  # a PEM text or a JWK: shown by no repr either
         # One-shot iterables are kept as tuples: the options are read again by copies.
         scope, resource, allowed_origins = map(_replayable, (scope, resource, allowed_origins))
         extra_params = _replayable_params(extra_params)
@@ -358,7 +360,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return copied
 
     def __repr__(self) -> str:
-        source = self._source
+        source = getattr(self, "_source", None)
+        if source is None:  # shown in a traceback of a constructor that failed
+            return f"<{type(self).__name__} (not built)>"
         endpoint = source if isinstance(source, TokenEndpoint) else source.endpoint
         where = (f"token_url={endpoint.token_url!r}" if endpoint is not None
                  else f"issuer={getattr(source, 'issuer', None)!r}")

@@ -21,7 +21,7 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, SupportsIndex
 from urllib.parse import quote, quote_plus
 
@@ -30,7 +30,9 @@ __all__ = [
     "Redactor",
     "Secret",
     "SensitiveBytes",
+    "SensitiveMapping",
     "SensitiveText",
+    "hidden",
     "reveal",
     "server_text",
     "without_frames",
@@ -120,6 +122,27 @@ class SensitiveText(str):
 
     def __getitem__(self, key: SupportsIndex | slice) -> str:
         return SensitiveText(super().__getitem__(key))
+
+
+class SensitiveMapping(dict[str, Any]):
+    """A private key in JWK form: a ``dict`` whose ``repr`` shows only its key names."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(f'{k!r}: {REDACTED!r}' for k in self)}}}"
+
+
+def hidden(value: object) -> Any:
+    """``value`` with its ``repr`` hiding the content, if it is text, bytes or a mapping
+    (a secret, a PEM private key, a JWK); anything else (a path, a callable) as is."""
+    if isinstance(value, str) and not isinstance(value, SensitiveText):
+        return SensitiveText(value)
+    if isinstance(value, bytes) and not isinstance(value, SensitiveBytes):
+        return SensitiveBytes(value)
+    if isinstance(value, Mapping) and not isinstance(value, SensitiveMapping):
+        return SensitiveMapping(value)
+    return value
 
 
 def _variants(secret: str) -> set[str]:

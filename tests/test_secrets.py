@@ -351,3 +351,32 @@ def test_assertions_never_leak(registered: bool) -> None:
     assert assertions
     for secret in [*assertions, *tokens, pair.private_pem[30:90]]:
         assert secret not in haystack
+
+
+def test_private_keys_and_secrets_never_show_in_a_constructor_traceback() -> None:
+    """A ConfigurationError raised while the auth is built (a bad scope, an unreadable or
+    wrong key) shows neither the secret nor the key material in any frame's locals."""
+    from .keys import ec_pair, rsa_pair
+
+    pair, other = rsa_pair(), ec_pair()
+    jwk = pair.private_jwk()
+    broken_jwk = {**jwk, "kty": "EC"}  # the RSA private numbers under the wrong key type
+    garbled = pair.private_pem.replace("A", "*", 40)
+    cases: list[dict[str, object]] = [
+        {"client_secret": "s3cret-Zq8-value", "scope": [""]},
+        {"private_key": pair.private_pem, "scope": [""]},
+        {"private_key": pair.private_pem.encode(), "scope": [""]},
+        {"private_key": jwk, "scope": [""]},
+        {"private_key": broken_jwk},
+        {"private_key": garbled},
+        {"private_key": other.private_pem, "signing_alg": "RS256"},
+    ]
+    forbidden = ["s3cret-Zq8-value", pair.private_pem[40:100], garbled[40:100], jwk["d"][:40],
+                 other.private_pem[40:100]]
+    for options in cases:
+        with pytest.raises(requests.RequestException) as caught:
+            ClientCredentialsAuth("https://auth.example.com/token", CLIENT_ID,
+                                  **options)  # type: ignore[arg-type]
+        haystack = "\n".join(visible(caught.value))
+        for secret in forbidden:
+            assert secret not in haystack, f"{sorted(options)} showed key material"
