@@ -16,7 +16,8 @@
                └── InvalidTokenResponseError  an answer that is not a usable token
 
 Messages name the token URL and the HTTP status; they never hold a client secret, an
-assertion or an access token.
+assertion or an access token (see :mod:`requests_oauthcc.redaction`), and server-supplied
+text in them is stripped of control characters and bounded in length.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class ConfigurationError(OAuthError, ValueError):
 
 
 class InsecureTransportError(OAuthError):
-    """A token or a secret would have been sent over plain HTTP to a non-loopback host."""
+    """A token or a secret would have crossed the network unencrypted: plain HTTP to a host
+    other than ``localhost``, 127.0.0.0/8 or ``::1``, or to one of those through a proxy."""
 
 
 class DiscoveryError(OAuthError):
