@@ -49,7 +49,9 @@ class RedisTokenCache:
 
     The lease is ``SET lease NX PX lease_ttl`` holding a random owner string, released by
     a Lua compare-and-delete, so a lease that expired and was taken over is never freed by
-    its old holder. A rejected token is deleted the same way, only if still stored.
+    its old holder. A rejected token is deleted the same way, only if still stored. A lease
+    key without expiry, or expiring beyond ten times ``lease_ttl``, was not made by this
+    class: it is bypassed (logged, the token fetched directly) instead of waited for.
 
     Whatever is stored is read as untrusted: a value that is not UTF-8, larger than
     :data:`~requests_oauthcc.cache.MAX_ENTRY_BYTES` (only that much is read, with
@@ -137,9 +139,16 @@ class RedisTokenCache:
     def lease(self, key: str) -> Lease | None:
         owner = secrets.token_hex(16)
         lease_key = self._key(key, "lease")
-        taken = self._run(lambda: self._client.set(
-            lease_key, owner, nx=True, px=max(1, int(self.lease_ttl * 1000))))
-        return _RedisLease(self, lease_key, owner) if taken else None
+        ttl_ms = max(1, int(self.lease_ttl * 1000))
+        taken = self._run(lambda: self._client.set(lease_key, owner, nx=True, px=ttl_ms))
+        if taken:
+            return _RedisLease(self, lease_key, owner)
+        remaining = self._run(lambda: self._client.pttl(lease_key))
+        if isinstance(remaining, int) and (remaining == -1 or remaining > 10 * ttl_ms):
+            # never made by a RedisTokenCache: waiting for it would delay every refresh
+            raise CacheError(f"lease {lease_key} has no expiry or one far beyond lease_ttl "
+                             "(planted?)")
+        return None
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {"namespace": self.namespace, "lease_ttl": self.lease_ttl,

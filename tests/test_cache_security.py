@@ -409,6 +409,20 @@ def test_lock_held_by_another_process_never_hangs_a_request(
     assert any("failed to store" in r.getMessage() for r in caplog.records)
 
 
+def test_planted_redis_lease_without_expiry_delays_nothing(
+    server: OAuthTestServer, redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lease key planted in Redis without an expiry is bypassed (logged) at once, not
+    waited for (on 0.2.0 every refresh waited 2 x lease_ttl for it)."""
+    auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                 cache=RedisTokenCache(redis_server.url, lease_ttl=3))
+    redis_server.client.set(f"oauthcc:{{{shared_key(auth)}}}:lease", "planted")
+    started = time.monotonic()
+    assert requests.get(server.resource_url, auth=auth, timeout=10).status_code == 200
+    assert time.monotonic() - started < 3
+    assert any("planted?" in r.getMessage() for r in caplog.records)
+
+
 # -- 3. a lease does not outlive its holder through fork() ----------------------------------
 
 
