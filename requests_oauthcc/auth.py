@@ -225,10 +225,13 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         checked_leeway = _check_seconds("leeway", leeway)
         shared = None
         if cache is not None:
-            from .cache import cache_key
+            from .cache import CacheKey, CredentialFingerprint
             from .shared import SharedTokenSource
 
-            key = cache_key(
+            key = CacheKey(
+                CredentialFingerprint(  # secrets and keys never share a token (issue #10)
+                    url, client_id, secret=client_secret, cert=cert or token_session.cert,
+                    private_key=None if credentials.key is None else credentials.key.key),
                 token_url=url, client_id=client_id, auth_method=auth_method or "(discovered)",
                 scope=requested_scope, audience=audience,
                 resources=[v for k, v in form if k == "resource"],

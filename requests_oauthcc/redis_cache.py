@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .cache import CacheEntry, CacheError, Lease
+from .cache import MAX_ENTRY_BYTES, CacheEntry, CacheError, Lease, check_lease_ttl
 from .errors import ConfigurationError
 
 __all__ = ["RedisTokenCache"]
+
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -21,6 +25,10 @@ if string.sub(redis.call('GET', KEYS[1]) or '', 1, string.len(ARGV[1])) == ARGV[
 end
 return 0
 """
+
+
+_POOL_STATE = frozenset({"himport_registry", "maint_notifications_pool_handler"})
+"""Entries of redis-py's ``connection_kwargs`` that a new pool makes afresh."""
 
 
 class _RedisLease:
@@ -37,14 +45,25 @@ class RedisTokenCache:
     ``redis``: a ``redis.Redis`` client or a ``redis://`` URL (a client is then made with
     ``socket_timeout`` for both connecting and reading, so an unreachable Redis costs
     little before the token is fetched directly). ``namespace`` prefixes every key.
+    ``lease_ttl``: seconds (positive).
 
     The lease is ``SET lease NX PX lease_ttl`` holding a random owner string, released by
     a Lua compare-and-delete, so a lease that expired and was taken over is never freed by
-    its old holder. A rejected token is deleted the same way, only if still stored.
+    its old holder. A rejected token is deleted the same way, only if still stored. A lease
+    key without expiry, or expiring beyond ten times ``lease_ttl``, was not made by this
+    class: it is bypassed (logged, the token fetched directly) instead of waited for.
+
+    Whatever is stored is read as untrusted: a value that is not UTF-8, larger than
+    :data:`~requests_oauthcc.cache.MAX_ENTRY_BYTES` (only that much is read, with
+    ``GETRANGE``), of another Redis type or of another shape is a logged miss.
 
     Redis Cluster: the token and lease keys of one cache key share a hash tag
     (``{namespace}:{<key>}:token`` and ``...:lease``), so they live in one slot and the
     Lua scripts touch a single slot.
+
+    Pickling: a cache made from a URL is rebuilt from the URL; one given a client is
+    rebuilt from the client's connection pool settings (``connection_kwargs``), and
+    raises ``TypeError`` when there are none or they cannot be pickled (pass a URL then).
     """
 
     def __init__(
@@ -62,13 +81,16 @@ class RedisTokenCache:
                 "RedisTokenCache needs the redis package: pip install 'requests-oauthcc[redis]'"
             ) from exc
         self._errors = redis_module.RedisError
+        self._wrong_type = redis_module.ResponseError
+        self._url = redis if isinstance(redis, str) else None
         if isinstance(redis, str):
             redis = redis_module.Redis.from_url(
                 redis, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
             )
         self._client = redis
         self.namespace = namespace
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = check_lease_ttl(lease_ttl)
+        self._socket_timeout = socket_timeout
         self._delete_if = redis.register_script(_COMPARE_AND_DELETE)
 
     def _key(self, key: str, kind: str) -> str:
@@ -81,12 +103,29 @@ class RedisTokenCache:
             raise CacheError(f"redis: {type(exc).__name__}: {exc}") from exc
 
     def get(self, key: str) -> CacheEntry | None:
-        value = self._run(lambda: self._client.get(self._key(key, "token")))
-        if value is None:
+        name = self._key(key, "token")
+        try:
+            value = self._run(lambda: self._client.getrange(name, 0, MAX_ENTRY_BYTES))
+        except CacheError as exc:
+            if isinstance(exc.__cause__, self._wrong_type) and "WRONGTYPE" in str(exc):
+                return self._miss(name, "is not a string")
+            raise
+        if not value:
             return None
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        if len(value) > MAX_ENTRY_BYTES:
+            return self._miss(name, f"is larger than {MAX_ENTRY_BYTES} bytes")
+        try:
+            text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            return self._miss(name, "is not UTF-8")
         fingerprint, sep, payload = text.partition("\n")
-        return CacheEntry(fingerprint, payload) if sep else None
+        if not sep:
+            return self._miss(name, "has no fingerprint line (corrupt)")
+        return CacheEntry(fingerprint, payload)
+
+    def _miss(self, name: str, problem: str) -> CacheEntry | None:
+        logger.warning("redis token cache value %s %s: treated as a miss", name, problem)
+        return None
 
     def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
         value = f"{entry.fingerprint}\n{entry.payload}"
@@ -100,9 +139,59 @@ class RedisTokenCache:
     def lease(self, key: str) -> Lease | None:
         owner = secrets.token_hex(16)
         lease_key = self._key(key, "lease")
-        taken = self._run(lambda: self._client.set(
-            lease_key, owner, nx=True, px=max(1, int(self.lease_ttl * 1000))))
-        return _RedisLease(self, lease_key, owner) if taken else None
+        ttl_ms = max(1, int(self.lease_ttl * 1000))
+        taken = self._run(lambda: self._client.set(lease_key, owner, nx=True, px=ttl_ms))
+        if taken:
+            return _RedisLease(self, lease_key, owner)
+        remaining = self._run(lambda: self._client.pttl(lease_key))
+        if isinstance(remaining, int) and (remaining == -1 or remaining > 10 * ttl_ms):
+            # never made by a RedisTokenCache: waiting for it would delay every refresh
+            raise CacheError(f"lease {lease_key} has no expiry or one far beyond lease_ttl "
+                             "(planted?)")
+        return None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {"namespace": self.namespace, "lease_ttl": self.lease_ttl,
+                   "socket_timeout": self._socket_timeout}
+        if self._url is not None:
+            return (_rebuild, (self._url, None, options))
+        pool = getattr(self._client, "connection_pool", None)
+        settings = getattr(pool, "connection_kwargs", None)
+        connection_class = getattr(pool, "connection_class", None)
+        if isinstance(settings, dict):  # leave out the pool's own state and sentinels
+            settings = {name: value for name, value in settings.items()
+                        if name not in _POOL_STATE and type(value) is not object}
+        if not isinstance(settings, dict) or connection_class is None:
+            raise TypeError(
+                f"RedisTokenCache cannot be pickled: its {type(self._client).__name__} client "
+                "has no connection pool settings to rebuild it from; pass a redis:// URL "
+                "instead of a client"
+            )
+        try:
+            pickle.dumps((connection_class, settings))
+        except Exception as exc:
+            raise TypeError(
+                "RedisTokenCache cannot be pickled: its client's connection settings cannot "
+                f"be ({type(exc).__name__}); pass a redis:// URL instead of a client"
+            ) from None
+        return (_rebuild, (None, (connection_class, settings), options))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RedisTokenCache:
+        return self
 
     def __repr__(self) -> str:
         return f"RedisTokenCache(namespace={self.namespace!r})"
+
+
+def _rebuild(
+    url: str | None, connection: tuple[Any, dict[str, Any]] | None, options: dict[str, Any]
+) -> RedisTokenCache:
+    """A RedisTokenCache rebuilt in another process from a URL or pool settings."""
+    if url is not None:
+        return RedisTokenCache(url, **options)
+    import redis
+
+    assert connection is not None
+    connection_class, settings = connection
+    pool = redis.ConnectionPool(connection_class=connection_class, **settings)
+    return RedisTokenCache(redis.Redis(connection_pool=pool), **options)

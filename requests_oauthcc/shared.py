@@ -5,49 +5,69 @@ Imported only when ``cache=`` is given.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from .cache import CacheEntry, CacheError, Lease, TokenCache, encode_record, fingerprint
-from .token import Token, token_from_record, token_to_record
+from .response import NOT_JSON, load_json
+from .token import Token, UnusableToken, token_from_record, token_to_record
 
 __all__ = ["SharedTokenSource"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 
 class SharedTokenSource:
     """Tokens shared through a :class:`TokenCache` by every process that uses it.
 
-    ``fetch`` is the real token request. A token in the cache is used while it is fresh
-    (before its refresh time); otherwise one caller takes the cache's lease and fetches,
-    while the others poll the cache for its token, for at most twice the lease's life,
-    taking over the lease if the fetcher died. Storage failures never fail a request:
-    they are logged and the token is fetched directly.
+    ``fetch`` is the real token request. ``key``: the cache key, or a zero-argument
+    callable giving it (computed at each fetch, so that it follows a rotated secret; see
+    :class:`~requests_oauthcc.cache.CredentialFingerprint`). A token in the cache is used
+    while it is fresh (before its refresh time); otherwise one caller takes the cache's
+    lease and fetches, while the others poll the cache for its token, for at most twice
+    the lease's life, taking over the lease if the fetcher died.
+
+    The cache is storage, not authority: an entry becomes a token only if it passes
+    :func:`~requests_oauthcc.token.token_from_record` (the rules of a token response) and
+    its fingerprint matches; anything else is a logged miss. Every failure of the cache,
+    whatever exception the backend raises, is logged and the token fetched directly:
+    only the token request itself can fail a request.
     """
 
     def __init__(
         self,
         cache: TokenCache,
-        key: str,
+        key: str | Callable[[], str],
         fetch: Callable[[], Token],
         *,
         leeway: float,
         clock: Callable[[], float],
     ) -> None:
         self.cache = cache
-        self.key = key
+        self._key = key
         self._fetch = fetch
         self._leeway = leeway
         self._clock = clock
 
+    @property
+    def key(self) -> str:
+        """The cache key now."""
+        return self._key() if callable(self._key) else self._key
+
     def fetch(self, rejected: Token | None = None) -> Token:
         """A fresh token other than ``rejected``: from the cache, or fetched and shared."""
         try:
-            return self._fetch_shared(rejected)
+            key = self.key
+        except Exception as exc:  # resolving the secret failed: the fetch will say why
+            logger.debug("no cache key (%s); fetching the token directly", type(exc).__name__)
+            return self._fetch()
+        try:
+            return self._fetch_shared(key, rejected)
         except CacheError as exc:
             logger.warning(
                 "token cache %r failed (%s); fetching the token directly", self.cache, exc
@@ -57,64 +77,95 @@ class SharedTokenSource:
     def discard(self, rejected: Token) -> None:
         """Remove ``rejected`` from the cache if it is still the token stored there."""
         try:
-            self.cache.delete(self.key, fingerprint(rejected.access_token))
-        except CacheError as exc:
+            key = self.key
+            self._store(lambda: self.cache.delete(key, fingerprint(rejected.access_token)))
+        except Exception as exc:
             logger.warning("token cache %r failed to drop a rejected token: %s", self.cache, exc)
 
-    def _fetch_shared(self, rejected: Token | None) -> Token:
+    def _store(self, operation: Callable[[], _T]) -> _T:
+        """Run a cache operation; whatever it raises becomes a :class:`CacheError`.
+
+        A hostile or broken store may make a backend raise anything (``OSError``,
+        ``UnicodeError``, ``RecursionError``, ``ValueError``, a client library's errors);
+        none of it may fail the request. The message names the exception type only: its
+        text could quote the stored entry.
+        """
+        try:
+            return operation()
+        except CacheError:
+            raise
+        except Exception as exc:
+            raise CacheError(f"the cache raised {type(exc).__name__}") from exc
+
+    def _fetch_shared(self, key: str, rejected: Token | None) -> Token:
         rejected_print = None if rejected is None else fingerprint(rejected.access_token)
         deadline = time.monotonic() + 2 * self.cache.lease_ttl
         pause = 0.02
         while True:
-            token = self._read(rejected_print)
+            token = self._read(key, rejected_print)
             if token is not None:
                 return token
-            lease = self.cache.lease(self.key)
+            lease = self._store(lambda: self.cache.lease(key))
             if lease is not None:
-                return self._fetch_under(lease, rejected_print)
+                return self._fetch_under(key, lease, rejected_print)
             if time.monotonic() >= deadline:
                 logger.warning(
                     "no token appeared in %r for key %s within %.0fs; fetching directly",
-                    self.cache, self.key, 2 * self.cache.lease_ttl,
+                    self.cache, key, 2 * self.cache.lease_ttl,
                 )
                 return self._fetch()
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
 
-    def _fetch_under(self, lease: Lease, rejected_print: str | None) -> Token:
+    def _fetch_under(self, key: str, lease: Lease, rejected_print: str | None) -> Token:
         try:
-            token = self._read(rejected_print)  # stored between our read and our lease
+            try:
+                token = self._read(key, rejected_print)  # stored between our read and lease
+            except CacheError as exc:
+                logger.warning("token cache %r failed (%s); fetching the token directly",
+                               self.cache, exc)
+                token = None
             if token is not None:
                 return token
             token = self._fetch()
-            self._write(token)
+            self._write(key, token)
             return token
         finally:
             try:
-                lease.release()
+                self._store(lease.release)
             except CacheError as exc:
                 logger.warning("token cache %r failed to release a lease: %s", self.cache, exc)
 
-    def _read(self, rejected_print: str | None) -> Token | None:
-        entry = self.cache.get(self.key)
+    def _read(self, key: str, rejected_print: str | None) -> Token | None:
+        """The fresh token stored for ``key``, or ``None`` (a miss, logged if unreadable)."""
+        entry = self._store(lambda: self.cache.get(key))
         if entry is None or entry.fingerprint == rejected_print:
             return None
         try:
-            token = token_from_record(json.loads(entry.payload), self._clock(), time.time())
-        except (ValueError, TypeError, KeyError, AttributeError):
-            logger.warning("unreadable entry for key %s in %r: treated as a miss",
-                           self.key, self.cache)
+            record = load_json(entry.payload)
+            if record is NOT_JSON:
+                raise UnusableToken("not JSON, or nested too deeply")
+            token = token_from_record(record, self._clock(), time.time())
+            matches = fingerprint(token.access_token) == entry.fingerprint
+        except Exception as exc:
+            # UnusableToken names the rule broken, never the value; other texts might quote it
+            reason = str(exc) if isinstance(exc, UnusableToken) else type(exc).__name__
+            logger.warning("unreadable entry for key %s in %r (%s): treated as a miss",
+                           key, self.cache, reason)
             return None
-        if fingerprint(token.access_token) != entry.fingerprint:
+        if not matches:
+            logger.warning("entry for key %s in %r does not match its fingerprint: treated "
+                           "as a miss", key, self.cache)
             return None
         return token if self._clock() < token.refresh_at(self._leeway) else None
 
-    def _write(self, token: Token) -> None:
+    def _write(self, key: str, token: Token) -> None:
         now = self._clock()
         remaining = token.expires_in(now)
         record = token_to_record(token, now, time.time())
         entry = CacheEntry(fingerprint(token.access_token), encode_record(record))
         try:
-            self.cache.set(self.key, entry, math.inf if remaining is None else remaining)
+            self._store(lambda: self.cache.set(
+                key, entry, math.inf if remaining is None else remaining))
         except CacheError as exc:
             logger.warning("token cache %r failed to store the new token: %s", self.cache, exc)

@@ -136,21 +136,48 @@ def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]
     }
 
 
-def token_from_record(record: Mapping[str, Any], now: float, wall_now: float) -> Token:
+def token_from_record(record: object, now: float, wall_now: float) -> Token:
     """The :class:`Token` of a record written by :func:`token_to_record`, on this clock.
 
-    Raises ``KeyError``, ``TypeError`` or ``ValueError`` for a record of another shape.
+    A record comes from storage other processes (or people) can write, so it is checked
+    as strictly as a token response: ``access_token``, ``token_type`` and ``scope`` by
+    :func:`checked_fields` (the same rules as a token from the endpoint), ``issued_at`` a
+    finite number of seconds (wall clock), ``expires_at`` one too (not before
+    ``issued_at``) or ``None``, ``raw`` an object. Raises :class:`UnusableToken` naming
+    the broken rule, never quoting the record.
     """
-    access_token = record["access_token"]
-    issued_at = float(record["issued_at"])
-    expires_at = record["expires_at"]
-    if not isinstance(access_token, str) or not access_token:
-        raise ValueError("access_token")
+    if not isinstance(record, Mapping):
+        raise UnusableToken(f"the record is {json_kind(record)}, not an object")
+    access_token, token_type, scope = checked_fields(
+        record.get("access_token"), record.get("token_type", "Bearer"), record.get("scope")
+    )
+    issued_at = _wall_time(record.get("issued_at"), "issued_at")
+    expires_at = record.get("expires_at")
+    if expires_at is not None:
+        expires_at = _wall_time(expires_at, "expires_at")
+        if expires_at < issued_at:
+            raise UnusableToken("expires_at is before issued_at")
+    raw = record.get("raw", {})
+    if not isinstance(raw, dict):
+        raise UnusableToken(f"raw must be an object, got {json_kind(raw)}")
     return Token(
         access_token=access_token,
-        token_type=str(record.get("token_type") or "Bearer"),
-        scope=record.get("scope"),
+        token_type=token_type,
+        scope=scope,
         issued_at=now - (wall_now - issued_at),
-        expires_at=None if expires_at is None else now + (float(expires_at) - wall_now),
-        raw=dict(record.get("raw") or {}),
+        expires_at=None if expires_at is None else now + (expires_at - wall_now),
+        raw=raw,
     )
+
+
+def _wall_time(value: object, name: str) -> float:
+    """``value`` as a finite number of seconds, or :class:`UnusableToken`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UnusableToken(f"{name} must be a number, got {json_kind(value)}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise UnusableToken(f"{name} must be a finite number")
+    return seconds

@@ -24,6 +24,7 @@ from .conftest import CLIENT_ID, CLIENT_SECRET
 BASE: dict[str, Any] = {
     "token_url": "https://as/token", "client_id": "client", "auth_method": "client_secret_basic",
     "scope": "read write", "audience": None, "resources": [], "extra_params": [],
+    "credential": "fingerprint-1",
 }
 
 
@@ -41,12 +42,13 @@ def test_key_ignores_scope_and_resource_order() -> None:
     "change",
     [{"token_url": "https://as/other"}, {"client_id": "c2"}, {"auth_method": "private_key_jwt"},
      {"scope": "read"}, {"audience": "aud"}, {"resources": ["https://r/"]},
-     {"extra_params": [("tenant", "t")]}],
+     {"extra_params": [("tenant", "t")]}, {"credential": "fingerprint-2"}],
 )
 def test_key_changes_with_everything_that_makes_a_token_different(
     change: dict[str, Any],
 ) -> None:
-    """Any difference in URL, client, method, scope, audience, resource or extras: new key."""
+    """Any difference in URL, client, method, scope, audience, resource, extras or
+    credential: a new key."""
     assert key(**change) != key()
 
 

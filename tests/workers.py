@@ -62,3 +62,47 @@ def hold_lease_forever(spec: tuple[str, str], key: str, ready: Any) -> None:
     assert lease is not None
     ready.set()
     time.sleep(600)
+
+
+def fetch_slowly_then_fork(
+    token_url: str, directory: str, lease_ttl: float, ready: Any, child_pid: Any
+) -> None:
+    """While a thread of this process holds the file lease for a slow token request, fork
+    a long-lived child (as a fork-based worker pool would); report its pid; wait to be
+    killed by the test."""
+    auth = ClientCredentialsAuth(token_url, CLIENT_ID, CLIENT_SECRET, retries=0,
+                                 cache=FileTokenCache(directory, lease_ttl=lease_ttl))
+    key = auth._holder._shared.key  # type: ignore[union-attr]
+    threading.Thread(target=auth.fetch_token, daemon=True).start()
+    probe = FileTokenCache(directory, lease_ttl=lease_ttl)
+    while True:  # until the fetching thread holds the lease
+        lease = probe.lease(key)
+        if lease is None:
+            break
+        lease.release()
+        time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(600)
+        os._exit(0)
+    child_pid.value = pid
+    ready.set()
+    time.sleep(600)
+
+
+def hold_lock_file(path: str, ready: Any) -> None:
+    """Open ``path`` and hold an exclusive flock on it until killed."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    ready.set()
+    time.sleep(600)
+
+
+def use_cache(token_url: str, resource_url: str, cache: TokenCache, results: Any) -> None:
+    """Call the API once with an auth using ``cache`` (unpickled here); report the status
+    and the access token used."""
+    auth = ClientCredentialsAuth(token_url, CLIENT_ID, CLIENT_SECRET, cache=cache)
+    status = requests.get(resource_url, auth=auth, timeout=10).status_code
+    results.put((status, auth.token.access_token if auth.token else None, repr(cache)))
