@@ -10,35 +10,39 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import requests
-import urllib3
 from requests.cookies import extract_cookies_to_jar
-from requests.exceptions import UnrewindableBodyError
-from requests.utils import rewind_body, select_proxy
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
 
-from ._urls import clear_text_reason, origin, proxy_environment, sends_in_clear
+from ._destinations import Destinations, ProxyGuard
+from ._options import (
+    Options,
+    check_files,
+    check_origins,
+    check_seconds,
+    check_timeout,
+    check_transport,
+    check_url,
+    replayable,
+    replayable_params,
+)
+from ._replay import discard_body, rewind
 from .client_auth import (
     Cert,
     ClientCredentials,
-    SecretFile,
     SecretSource,
-    check_cert,
     default_auth_method,
     hold_secret,
     make_client_auth,
 )
 from .endpoint import Timeout, TokenEndpoint, private_session
-from .errors import ConfigurationError, InsecureTransportError
+from .errors import ConfigurationError
 from .form import grant_parameters
 from .redaction import hidden
 from .retry import TokenRetry
@@ -56,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LEEWAY: Final = 30.0
 DEFAULT_TIMEOUT: Final = 10.0
-MAX_401_BODY_BYTES: Final = 64 * 1024
 """At most this much of a 401's body is read before the retry; a longer one is not drained."""
 
 
@@ -158,19 +161,19 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         client_secret = hold_secret(client_secret)  # from here on no frame local shows it
         private_key = hidden(private_key)  # a PEM text or a JWK: shown by no repr either
         # One-shot iterables are kept as tuples: the options are read again by copies.
-        scope, resource, allowed_origins = map(_replayable, (scope, resource, allowed_origins))
-        extra_params = _replayable_params(extra_params)
+        scope, resource, allowed_origins = map(replayable, (scope, resource, allowed_origins))
+        extra_params = replayable_params(extra_params)
         # The options as given: pickling and copying build the auth again from them.
-        self._options = _Options({k: v for k, v in locals().items() if k != "self"})
+        self._options = Options({k: v for k, v in locals().items() if k != "self"})
         issuer = None if isinstance(token_url, str) else _issuer_url(token_url)
         url = issuer if issuer is not None else token_url
-        _check_url("issuer" if issuer is not None else "token_url", url)
+        check_url("issuer" if issuer is not None else "token_url", url)
         assert isinstance(url, str)
-        _check_transport("issuer" if issuer else "token_url", url, session, insecure_allow_http)
+        check_transport("issuer" if issuer else "token_url", url, session, insecure_allow_http)
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
         token_session = session if session is not None else private_session()
-        cert = _check_files(cert, token_session, client_secret)
+        cert = check_files(cert, token_session, client_secret)
         credentials = ClientCredentials(
             secret=client_secret,
             key=None if private_key is None else self._signing_key(
@@ -183,7 +186,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
         requested_scope = dict(form).get("scope")
-        checked_timeout = _check_timeout(timeout)
+        checked_timeout = check_timeout(timeout)
         endpoint_for = partial(
             TokenEndpoint,
             client_id=client_id,
@@ -192,7 +195,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             requested_scope=requested_scope,
             timeout=checked_timeout,
             retry=TokenRetry.from_value(retries),
-            default_lifetime=_check_seconds("default_lifetime", default_lifetime, allow_none=True),
+            default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
             clock=clock,
         )
@@ -222,7 +225,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self._token_session = token_session
         self._cert = cert
         self._owns_session = session is None
-        checked_leeway = _check_seconds("leeway", leeway)
+        checked_leeway = check_seconds("leeway", leeway)
         shared = None
         if cache is not None:
             from .cache import CacheKey, CredentialFingerprint
@@ -245,11 +248,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._clock = clock
         self._allowed_origins = (
-            None if allowed_origins is None else _check_origins(allowed_origins)
+            None if allowed_origins is None else check_origins(allowed_origins)
         )
-        self._allow_http = bool(insecure_allow_http)
+        self._destinations = Destinations(self._allowed_origins, bool(insecure_allow_http))
         self._hook = partial(self._retry_on_401, None)
-        self._verdicts: dict[str, tuple[tuple[object, ...] | None, bool | None]] = {}
 
     @classmethod
     def from_issuer(
@@ -311,7 +313,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """
         api = requests.Session()
         api.auth = self
-        api.mount("http://", _ProxyGuard(self))
+        api.mount("http://", ProxyGuard(self._check_proxies))
         cert = self._cert or self._token_session.cert
         if cert:
             api.cert = cert
@@ -382,7 +384,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         url = r.url or ""
         if (
             self._allowed_origins is not None or not url.startswith("https://")
-        ) and not self._may_attach(url):
+        ) and not self._destinations.may_attach(url):
             return r
         current = self._holder.current
         if current is None or self._clock() >= current[1]:  # noqa: SIM108 - fastest form
@@ -396,59 +398,13 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         r.hooks["response"].append(hook)
         return r
 
-    def _may_attach(self, url: str) -> bool:
-        """Whether the token may go to ``url``: an allowed origin, and not in the clear.
-
-        Raises :class:`InsecureTransportError` where :func:`sends_in_clear` (with the
-        environment's proxies) holds. The verdict is remembered per ``scheme://authority``
-        prefix (parsing costs more than the rest of the per-request path); for plain http
-        it is remembered with the proxy variables it was judged under
-        (:func:`proxy_environment`), so that setting ``http_proxy`` later takes effect.
-        """
-        end = url.find("/", url.find("//") + 2)
-        prefix = url if end < 0 else url[:end]
-        environment = (
-            None if self._allow_http or url.startswith("https://") else proxy_environment()
-        )
-        known = self._verdicts.get(prefix)
-        if known is None or known[0] != environment:
-            known = (environment, self._judge(prefix))
-            if len(self._verdicts) >= 64:
-                self._verdicts.clear()
-            self._verdicts[prefix] = known
-        verdict = known[1]
-        if verdict is None:
-            raise InsecureTransportError(
-                f"refusing to send a bearer token to {origin(url)}: {clear_text_reason(url)} "
-                "(or insecure_allow_http=True, for test rigs only)"
-            )
-        return verdict
-
-    def _judge(self, prefix: str) -> bool | None:
-        """True: attach; False: not an allowed origin; None: it would be sent in clear."""
-        if self._allowed_origins is not None and origin(prefix) not in self._allowed_origins:
-            return False
-        if not self._allow_http and sends_in_clear(prefix):
-            return None
-        return True
-
     def _check_proxies(
         self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
     ) -> None:
-        """At send time (:class:`_ProxyGuard`): refuse our token on http through a proxy."""
-        url = request.url or ""
-        if self._allow_http or not proxies or url.lower().startswith("https:"):
-            return
+        """At send time (:class:`ProxyGuard`): our token never goes to a proxy in clear."""
         ours = self._retry_on_401
-        if not any(getattr(hook, "func", None) == ours
-                   for hook in request.hooks.get("response", ())):
-            return  # not a request this auth attached its token to
-        if select_proxy(url, dict(proxies)):
-            raise InsecureTransportError(
-                f"refusing to send a bearer token to {origin(url)}: it is plain http, and this "
-                "Session sends it through a proxy, which reads it; exempt the host with "
-                "NO_PROXY, or use https (or insecure_allow_http=True, for test rigs only)"
-            )
+        if any(getattr(hook, "func", None) == ours for hook in request.hooks.get("response", ())):
+            self._destinations.check_proxies(request.url or "", proxies)
 
     def _retry_on_401(
         self, token: Token | None, r: requests.Response, **kwargs: Any
@@ -461,7 +417,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             logger.debug("401 from %s to a request without our token: not retried", request.url)
             return r
         connection = getattr(r, "connection", None)
-        if connection is None or not _rewind(request):
+        if connection is None or not rewind(request):
             logger.debug(
                 "401 from %s: body cannot be sent again; token dropped, 401 returned",
                 request.url,
@@ -470,7 +426,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             return r
         new_token = self._holder.get(rejected=token)
         logger.debug("401 from %s: retrying once with a new token", request.url)
-        _discard_body(r)
+        discard_body(r)
         prep = request.copy()
         extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
@@ -484,210 +440,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return retried
 
 
-class _Options(dict[str, Any]):
-    """The constructor's options, kept to build copies; its repr shows only the names."""
-
-    def __repr__(self) -> str:
-        return f"<ClientCredentialsAuth options: {', '.join(self)}>"
-
-
-def _replayable(value: Any) -> Any:
-    """``value``, or a tuple of its items when it is a one-shot iterator (a generator)."""
-    return tuple(value) if isinstance(value, Iterator) else value
-
-
-def _replayable_params(params: Any) -> Any:
-    if not isinstance(params, Mapping):
-        return params  # None, or a wrong type that grant_parameters reports
-    return {name: _replayable(value) for name, value in params.items()}
-
-
-def _check_transport(
-    name: str, url: str, session: object, allow_http: bool
-) -> None:
-    """The token URL (or issuer) must not send the secret in the clear (:func:`sends_in_clear`)."""
-    if session is not None and not isinstance(session, requests.Session):
-        raise ConfigurationError("session must be a requests.Session (used for token requests)")
-    if not allow_http and sends_in_clear(url, session):
-        raise InsecureTransportError(
-            f"refusing {name} {url!r}: the client secret and the token would cross the "
-            f"network in the clear: {clear_text_reason(url)} (or insecure_allow_http=True, "
-            "for test rigs only)"
-        )
-
-
-class _ProxyGuard(requests.adapters.HTTPAdapter):
-    """The ``http://`` adapter of :meth:`ClientCredentialsAuth.make_session`.
-
-    Sees the proxies requests resolved for each request, which the auth cannot, and
-    refuses to send the auth's token through one in the clear.
-    """
-
-    __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "auth"]  # noqa: RUF012 - requests' own
-
-    def __init__(self, auth: ClientCredentialsAuth) -> None:
-        super().__init__()
-        self.auth = auth
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        proxies = kwargs["proxies"] if "proxies" in kwargs else (
-            args[4] if len(args) > 4 else None)
-        self.auth._check_proxies(request, proxies)
-        return super().send(request, *args, **kwargs)
-
-
-def _discard_body(r: requests.Response) -> None:
-    """Release a 401 before the retry without reading more than ``MAX_401_BODY_BYTES``.
-
-    A body that ends within the bound is read (not decoded) and dropped, so the connection
-    goes back to the pool; a longer one, declared (``Content-Length``) or found, is not
-    read further and its connection is closed instead, so an endless or huge body costs
-    neither time nor memory. The 401 (in ``history``) keeps the body read, uncompressed
-    bodies only; otherwise its ``content`` is empty.
-    """
-    if r._content_consumed or r.raw is None:  # type: ignore[attr-defined]
-        r.close()
-        return
-    declared = r.headers.get("Content-Length", "").strip()
-    chunks: list[bytes] = []
-    finished = False
-    if not (declared.isdigit() and int(declared) > MAX_401_BODY_BYTES):
-        size = 0
-        try:
-            while size <= MAX_401_BODY_BYTES:
-                chunk = _read_raw(r.raw, MAX_401_BODY_BYTES + 1 - size)
-                if not chunk:
-                    finished = True
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, ValueError):
-            finished = False
-    encoded = r.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
-    if finished:
-        r._content_consumed = True  # type: ignore[attr-defined]
-    r.close()  # unconsumed: closes the connection; consumed: returns it to the pool
-    r._content = b"" if encoded or not finished else b"".join(chunks)
-    r._content_consumed = True  # type: ignore[attr-defined]
-
-
-def _read_raw(raw: Any, amount: int) -> bytes:
-    """Up to ``amount`` bytes of the body as sent (compressed bodies stay compressed)."""
-    read: Any = raw.read
-    if isinstance(raw, _URLLIB3_RESPONSE):
-        return bytes(read(amount, decode_content=False))
-    return bytes(read(amount) or b"")  # another adapter's file-like body
-
-
-_URLLIB3_RESPONSE: tuple[type, ...] = (
-    getattr(urllib3.response, "BaseHTTPResponse", urllib3.response.HTTPResponse),
-)
-
-
 def _issuer_url(value: object) -> str | None:
     from .discovery import Issuer
 
     return value.url if isinstance(value, Issuer) else None
 
 
-def _rewind(request: requests.PreparedRequest) -> bool:
-    """Make the body ready to be sent again; ``False`` if it cannot be.
-
-    A body sent from memory is sent again as it is: text, and any bytes-like object
-    without ``read`` (bytes, bytearray, memoryview, array), as urllib3 sends those whole.
-    A file-like body is rewound to the position requests recorded when it prepared the
-    request (``rewind_body``); a generator, or a stream whose position could not be
-    read, cannot be replayed.
-    """
-    body: Any = request.body  # typed bytes | str | None, but files and generators are sent too
-    if body is None or isinstance(body, (bytes, str)):
-        return True
-    if not hasattr(body, "read"):
-        try:
-            memoryview(body)
-        except TypeError:
-            return False  # an iterable of chunks: consumed by the first attempt
-        return True
-    try:
-        rewind_body(request)
-    except (UnrewindableBodyError, OSError, ValueError):
-        return False
-    return True
-
-
-def _check_files(
-    cert: object, session: requests.Session, secret: SecretSource | None
-) -> Cert | None:
-    """Files named by the options must be readable now, not fail every token request:
-    ``cert``, the token Session's ``cert`` and ``verify``, a :class:`SecretFile`."""
-    if isinstance(secret, SecretFile):
-        secret.check()
-    check_cert(session.cert, "session.cert")
-    verify = session.verify
-    if isinstance(verify, str) and not os.access(verify, os.R_OK):
-        raise ConfigurationError(
-            f"session.verify names {verify!r}, which does not exist or cannot be read; give "
-            "the path of a CA bundle (PEM) or a directory of CA certificates"
-        )
-    return check_cert(cert)
-
-
-def _check_url(name: str, url: object) -> None:
-    """An http(s) URL with a host and no user info (which logs and messages would show)."""
-    shown = repr(url) if not isinstance(url, str) or "@" not in url else "(a URL with user info)"
-    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
-        raise ConfigurationError(f"{name} must be an http(s) URL string; got {shown}")
-    try:
-        parsed = parse_url(url)
-    except LocationParseError:
-        raise ConfigurationError(f"{name} is not a valid URL: {shown}") from None
-    if parsed.auth is not None:
-        raise ConfigurationError(
-            f"{name} must not hold user info (user:password@): it would show in logs and "
-            "messages; give credentials as client_id and client_secret"
-        )
-    if not parsed.host:
-        raise ConfigurationError(f"{name} must name a host; got {shown}")
-
-
-def _check_seconds(name: str, value: object, *, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (allow_none and value == 0)
-    ):
-        raise ConfigurationError(f"{name} must be a non-negative number of seconds; got {value!r}")
-    return float(value)
-
-
-def _check_timeout(timeout: object) -> Timeout:
-    """A positive number of seconds, or a ``(connect, read)`` pair of them."""
-    parts = timeout if isinstance(timeout, tuple) and len(timeout) == 2 else (timeout,)
-    checked = [_check_seconds("timeout", part) for part in parts]
-    if not all(checked):
-        raise ConfigurationError(
-            "timeout must be positive seconds, or a (connect, read) pair of them (token "
-            f"requests always have one); got {timeout!r}"
-        )
-    return (checked[0], checked[1]) if len(checked) == 2 else checked[0]
-
-
-def _check_origins(origins: Iterable[str]) -> frozenset[str]:
-    if isinstance(origins, str):
-        origins = [origins]
-    checked = set()
-    for value in origins:
-        _check_url("allowed_origins entry", value)
-        parsed = parse_url(value)
-        if parsed.path not in (None, "", "/") or parsed.query is not None or (
-                parsed.fragment is not None):
-            raise ConfigurationError(
-                f"allowed_origins entry {value!r} must be scheme://host[:port] only: an "
-                "origin has no path or query, and the token goes to every path of it"
-            )
-        checked.add(origin(value))
-    return frozenset(checked)

@@ -157,7 +157,8 @@ def test_make_session_pickles_with_its_proxy_check(
     api = make_auth().make_session()
     clone = pickle.loads(pickle.dumps(api))
     adapter = clone.get_adapter("http://127.0.0.1/")
-    assert getattr(adapter, "auth", None) is clone.auth
+    check = getattr(adapter, "check", None)
+    assert getattr(check, "__self__", None) is clone.auth
     assert clone.get(server.resource_url, timeout=10).status_code == 200
 
 

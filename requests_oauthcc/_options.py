@@ -1,0 +1,142 @@
+"""The constructor's arguments, checked: each one that cannot work is a
+:class:`~requests_oauthcc.errors.ConfigurationError` when the auth is built, saying what to
+fix, instead of a failure at every token request.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+from ._urls import clear_text_reason, origin, sends_in_clear
+from .client_auth import Cert, SecretFile, SecretSource, check_cert
+from .endpoint import Timeout
+from .errors import ConfigurationError, InsecureTransportError
+
+__all__ = [
+    "Options",
+    "check_files",
+    "check_origins",
+    "check_seconds",
+    "check_timeout",
+    "check_transport",
+    "check_url",
+    "replayable",
+    "replayable_params",
+]
+
+
+class Options(dict[str, Any]):
+    """The constructor's options, kept to build copies; its repr shows only the names."""
+
+    def __repr__(self) -> str:
+        return f"<ClientCredentialsAuth options: {', '.join(self)}>"
+
+
+def replayable(value: Any) -> Any:
+    """``value``, or a tuple of its items when it is a one-shot iterator (a generator)."""
+    return tuple(value) if isinstance(value, Iterator) else value
+
+
+def replayable_params(params: Any) -> Any:
+    if not isinstance(params, Mapping):
+        return params  # None, or a wrong type that grant_parameters reports
+    return {name: replayable(value) for name, value in params.items()}
+
+
+def check_transport(
+    name: str, url: str, session: object, allow_http: bool
+) -> None:
+    """The token URL (or issuer) must not send the secret in the clear (:func:`sends_in_clear`)."""
+    if session is not None and not isinstance(session, requests.Session):
+        raise ConfigurationError("session must be a requests.Session (used for token requests)")
+    if not allow_http and sends_in_clear(url, session):
+        raise InsecureTransportError(
+            f"refusing {name} {url!r}: the client secret and the token would cross the "
+            f"network in the clear: {clear_text_reason(url)} (or insecure_allow_http=True, "
+            "for test rigs only)"
+        )
+
+
+def check_files(
+    cert: object, session: requests.Session, secret: SecretSource | None
+) -> Cert | None:
+    """Files named by the options must be readable now, not fail every token request:
+    ``cert``, the token Session's ``cert`` and ``verify``, a :class:`SecretFile`."""
+    if isinstance(secret, SecretFile):
+        secret.check()
+    check_cert(session.cert, "session.cert")
+    verify = session.verify
+    if isinstance(verify, str) and not os.access(verify, os.R_OK):
+        raise ConfigurationError(
+            f"session.verify names {verify!r}, which does not exist or cannot be read; give "
+            "the path of a CA bundle (PEM) or a directory of CA certificates"
+        )
+    return check_cert(cert)
+
+
+def check_url(name: str, url: object) -> None:
+    """An http(s) URL with a host and no user info (which logs and messages would show)."""
+    shown = repr(url) if not isinstance(url, str) or "@" not in url else "(a URL with user info)"
+    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+        raise ConfigurationError(f"{name} must be an http(s) URL string; got {shown}")
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        raise ConfigurationError(f"{name} is not a valid URL: {shown}") from None
+    if parsed.auth is not None:
+        raise ConfigurationError(
+            f"{name} must not hold user info (user:password@): it would show in logs and "
+            "messages; give credentials as client_id and client_secret"
+        )
+    if not parsed.host:
+        raise ConfigurationError(f"{name} must name a host; got {shown}")
+
+
+def check_seconds(name: str, value: object, *, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (allow_none and value == 0)
+    ):
+        raise ConfigurationError(f"{name} must be a non-negative number of seconds; got {value!r}")
+    return float(value)
+
+
+def check_timeout(timeout: object) -> Timeout:
+    """A positive number of seconds, or a ``(connect, read)`` pair of them."""
+    parts = timeout if isinstance(timeout, tuple) and len(timeout) == 2 else (timeout,)
+    checked = [check_seconds("timeout", part) for part in parts]
+    if not all(checked):
+        raise ConfigurationError(
+            "timeout must be positive seconds, or a (connect, read) pair of them (token "
+            f"requests always have one); got {timeout!r}"
+        )
+    return (checked[0], checked[1]) if len(checked) == 2 else checked[0]
+
+
+def check_origins(origins: Iterable[str]) -> frozenset[str]:
+    if isinstance(origins, str):
+        origins = [origins]
+    checked = set()
+    for value in origins:
+        check_url("allowed_origins entry", value)
+        parsed = parse_url(value)
+        if parsed.path not in (None, "", "/") or parsed.query is not None or (
+                parsed.fragment is not None):
+            raise ConfigurationError(
+                f"allowed_origins entry {value!r} must be scheme://host[:port] only: an "
+                "origin has no path or query, and the token goes to every path of it"
+            )
+        checked.add(origin(value))
+    return frozenset(checked)
