@@ -228,7 +228,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         checked_leeway = check_seconds("leeway", leeway)
         shared = None
         if cache is not None:
-            from .cache import CacheKey, CredentialFingerprint
+            from .cache_key import CacheKey, CredentialFingerprint
             from .shared import SharedTokenSource
 
             key = CacheKey(

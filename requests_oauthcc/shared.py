@@ -27,7 +27,7 @@ class SharedTokenSource:
 
     ``fetch`` is the real token request. ``key``: the cache key, or a zero-argument
     callable giving it (computed at each fetch, so that it follows a rotated secret; see
-    :class:`~requests_oauthcc.cache.CredentialFingerprint`). A token in the cache is used
+    :class:`~requests_oauthcc.cache_key.CredentialFingerprint`). A token in the cache is used
     while it is fresh (before its refresh time); otherwise one caller takes the cache's
     lease and fetches, while the others poll the cache for its token, for at most twice
     the lease's life, taking over the lease if the fetcher died.

@@ -16,7 +16,8 @@ from requests_oauthcc import (
     EncryptedTokenCache,
     MemoryTokenCache,
 )
-from requests_oauthcc.cache import CacheEntry, cache_key
+from requests_oauthcc.cache import CacheEntry
+from requests_oauthcc.cache_key import cache_key
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET

@@ -40,9 +40,9 @@ from requests_oauthcc import (
     RedisTokenCache,
     TokenCache,
 )
-from requests_oauthcc.cache import (
+from requests_oauthcc.cache import CacheEntry
+from requests_oauthcc.cache_key import (
     KEY_ITERATIONS,
-    CacheEntry,
     CredentialFingerprint,
     key_salt,
     secret_fingerprint,
