@@ -57,11 +57,13 @@ from typing import Any
 
 import requests
 import urllib3
+from requests.cookies import extract_cookies_to_jar
+from requests.hooks import dispatch_hook
 
 from ._urls import sends_in_clear
 from .client_auth import Cert
 from .errors import InsecureTransportError, OAuthError
-from .redaction import NO_SECRETS, Redactor, server_text
+from .redaction import NO_SECRETS, Redactor, SensitiveText, server_text
 
 __all__ = ["MAX_BODY_BYTES", "Timeout", "exchange", "total_seconds", "without_credentials"]
 
@@ -117,17 +119,20 @@ def exchange(
     (the caller refuses it with its own error). The response is closed; ``response.request``
     is ``scrub(request)``, and ``response.content`` is the body read.
 
-    ``headers`` are set on the request whatever the Session holds (they may carry
-    credentials: give them as :class:`~requests_oauthcc.redaction.SensitiveText`), and keep
-    ``~/.netrc`` out. ``timeout`` bounds the whole request (see the module docstring);
-    ``deadline`` (a :func:`time.monotonic` value) ends it sooner. ``cert``: a client
-    certificate, as requests takes it. ``allow_http``: skip the https rule.
+    ``headers`` are set on the request whatever the Session holds, and keep ``~/.netrc``
+    out; they may carry credentials, so they are held as
+    :class:`~requests_oauthcc.redaction.SensitiveText` (no frame local shows them).
+    ``timeout`` (seconds, or ``(connect, read)``) bounds the whole request (see the module
+    docstring); ``deadline`` (a :func:`time.monotonic` value) ends it sooner.
+    ``cert``: a client certificate, as requests takes it. ``allow_http``: skip the https
+    rule.
     ``redact`` cleans the text of errors from requests before it goes into a message.
 
     Raises :class:`InsecureTransportError`, or ``fail(message, response)`` (chained to the
     error from requests, if any) when the server cannot be reached, breaks off its answer
     or does not complete it in time.
     """
+    headers = {name: SensitiveText(value) for name, value in headers.items()}
     if not allow_http and sends_in_clear(url, session):
         raise InsecureTransportError(
             f"refusing to send a request to {url} over plain http: it would cross the "
@@ -145,13 +150,9 @@ def exchange(
     failure: BaseException | None = None
     with _Watchdog(end, sys._getframe()) as watchdog:
         try:
-            response = session.request(
-                method, url, data=data, auth=_HeaderAuth(headers),
-                timeout=_per_operation(timeout, allowed), allow_redirects=False, stream=True,
-                verify=session.verify, cert=cert,
-            )
+            response = _send(session, method, url, data=data, headers=headers, cert=cert,
+                             timeout=_per_operation(timeout, allowed), scrub=scrub)
             with response:
-                response.request = scrub(response.request)
                 body = _read_capped(response, max_body_bytes)
         except _TRANSPORT_ERRORS as exc:
             failure = exc
@@ -172,6 +173,49 @@ def exchange(
         raise fail(message, response) from failure
     assert response is not None
     return response, body
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    data: str | None,
+    headers: Mapping[str, str],
+    cert: Cert | None,
+    timeout: Timeout,
+    scrub: Callable[[requests.PreparedRequest], requests.PreparedRequest],
+) -> requests.Response:
+    """What ``session.request(..., allow_redirects=False, stream=True)`` does, without the
+    redirect machinery of ``Session.send``.
+
+    Even when redirects are not followed, ``Session.send`` reads the whole body of a 3xx
+    (past any cap), decodes its ``Location`` (a non-UTF-8 one raised ``UnicodeDecodeError``)
+    and keeps a copy of the request, credentials included, as ``response.next``. Here the
+    Session prepares the request (its headers, cookies, hooks), picks the proxies, TLS
+    settings and adapter, and the adapter sends it; the Session's response hooks then see
+    the response with its request already scrubbed, and its cookies are kept as usual.
+    """
+    prepared = session.prepare_request(
+        requests.Request(method, url, data=data, auth=_HeaderAuth(headers))
+    )
+    settings = session.merge_environment_settings(
+        prepared.url, {}, True, session.verify, cert  # verify: see psf/requests#3829
+    )
+    options: dict[str, Any] = {
+        "stream": True, "timeout": timeout, "proxies": settings["proxies"],
+        "verify": True if settings["verify"] is None else settings["verify"],
+        "cert": settings["cert"],
+    }
+    response = session.get_adapter(prepared.url or url).send(prepared, **options)
+    response.request = scrub(prepared)
+    extract_cookies_to_jar(  # type: ignore[no-untyped-call]
+        session.cookies, response.request, response.raw
+    )
+    hooked: requests.Response = dispatch_hook(  # type: ignore[no-untyped-call]
+        "response", prepared.hooks, response, **options
+    )
+    return hooked
 
 
 def _per_operation(timeout: Timeout, allowed: float) -> Timeout:
