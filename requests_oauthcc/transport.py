@@ -212,9 +212,13 @@ def _send(
     extract_cookies_to_jar(  # type: ignore[no-untyped-call]
         session.cookies, response.request, response.raw
     )
-    hooked: requests.Response = dispatch_hook(  # type: ignore[no-untyped-call]
-        "response", prepared.hooks, response, **options
-    )
+    try:
+        hooked: requests.Response = dispatch_hook(  # type: ignore[no-untyped-call]
+            "response", prepared.hooks, response, **options
+        )
+    except BaseException:
+        response.close()  # a hook raised (raise_for_status, say): give the connection back
+        raise
     return hooked
 
 

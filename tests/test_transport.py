@@ -87,23 +87,25 @@ def test_timeout_bounds_a_trickled_token_request_whole(
     assert "Timeout" in str(outcome) and "within 1s" in str(outcome)
 
 
-def test_connect_plus_read_bounds_the_whole_request(trickler: RawServer) -> None:
+def test_connect_plus_read_bounds_the_whole_request() -> None:
     """timeout=(connect, read) bounds the whole request by connect + read."""
-    auth = auth_for(trickler, timeout=(0.5, 1.0))
-    outcome, elapsed = timed(auth.fetch_token)
+    with RawServer(TRICKLES["headers"]) as server:
+        auth = auth_for(server, timeout=(0.5, 1.0))
+        outcome, elapsed = timed(auth.fetch_token)
     assert isinstance(outcome, TokenEndpointConnectionError)
     assert 1.4 < elapsed < 1.5 + SLACK, elapsed
 
 
-def test_a_given_session_is_not_modified(trickler: RawServer) -> None:
+def test_a_given_session_is_not_modified() -> None:
     """Keeping the deadline changes nothing on a Session given as session=."""
     session = requests.Session()
     adapters, hooks = dict(session.adapters), {k: list(v) for k, v in session.hooks.items()}
     headers, proxies = dict(session.headers), dict(session.proxies)
-    auth = ClientCredentialsAuth(trickler.url("/token"), CLIENT_ID, CLIENT_SECRET,
-                                 session=session, timeout=0.5, retries=0)
-    with pytest.raises(TokenEndpointConnectionError):
-        auth.fetch_token()
+    with RawServer(TRICKLES["headers"]) as server:
+        auth = ClientCredentialsAuth(server.url("/token"), CLIENT_ID, CLIENT_SECRET,
+                                     session=session, timeout=0.5, retries=0)
+        with pytest.raises(TokenEndpointConnectionError):
+            auth.fetch_token()
     assert dict(session.adapters) == adapters and session.hooks == hooks
     assert dict(session.headers) == headers and session.proxies == proxies
 
