@@ -91,7 +91,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``cert``: a client certificate for token requests, as requests takes it (mTLS methods).
     ``leeway``: seconds before expiry at which a new token is fetched (default 30); a token
     living shorter than ten times the leeway is refreshed at 90% of its life.
-    ``timeout``: seconds for each token request, or ``(connect, read)`` (default 10).
+    ``timeout``: seconds bounding each token request whole (connect, headers and body), or
+    ``(connect, read)``: then connect + read in all (default 10).
     ``retries``: retries of transient token request failures: a count or a
     :class:`~requests_oauthcc.TokenRetry` (default 3; 0 disables).
     ``default_lifetime``: seconds to use a token whose response has no ``expires_in``
@@ -197,6 +198,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             retry=TokenRetry.from_value(retries),
             default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
+            allow_http=bool(insecure_allow_http),
             clock=clock,
         )
 

@@ -6,7 +6,6 @@ client authentication method) comes from the issuer's metadata, fetched on first
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -16,11 +15,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from ._urls import is_plain_http_to_remote
+from ._urls import sends_in_clear
 from .client_auth import ClientCredentials
-from .endpoint import MAX_BODY_BYTES, Timeout, TokenEndpoint, read_capped
+from .endpoint import TokenEndpoint
 from .errors import DiscoveryError, InsecureTransportError
-from .token import Token
+from .redaction import server_text
+from .response import MAX_JSON_DEPTH, load_json
+from .token import Token, json_kind
+from .transport import MAX_BODY_BYTES, Timeout, exchange
 
 __all__ = [
     "DiscoveredEndpoint",
@@ -64,42 +66,63 @@ def metadata_urls(issuer: str) -> list[str]:
 
 
 def fetch_metadata(
-    issuer: str, session: requests.Session, timeout: Timeout
+    issuer: str, session: requests.Session, timeout: Timeout, *, allow_http: bool = False
 ) -> Mapping[str, Any]:
-    """The metadata document of ``issuer``, checked to be about that very issuer."""
+    """The metadata document of ``issuer``, checked to be about that very issuer.
+
+    Each metadata request goes through :func:`~requests_oauthcc.transport.exchange`, under
+    the rules of token requests: https (plain http only to this host, or with
+    ``allow_http``), ``timeout`` (seconds, or ``(connect, read)``) bounding the whole
+    request, at most 1 MiB, JSON nested at most 32 deep. No redirect is followed: the
+    metadata of an issuer is at its own well-known URL (RFC 8414 §3), and following one
+    would let whoever answers the first hop choose the token endpoint the secret goes to.
+
+    Raises :class:`DiscoveryError` (with the error from requests as its cause, if any) or
+    :class:`InsecureTransportError`.
+    """
     last: requests.Response | None = None
     for url in metadata_urls(issuer):
-        try:
-            response = session.get(
-                url, headers={"Accept": "application/json"}, timeout=timeout, stream=True,
-                verify=session.verify,
-            )
-        except requests.RequestException as exc:
-            raise DiscoveryError(
-                f"could not fetch the metadata of {issuer} from {url}: {type(exc).__name__}",
-                issuer=issuer,
-            ) from exc
-        with response:
-            body = read_capped(response, MAX_BODY_BYTES, url)
+
+        def unreachable(message: str, response: requests.Response | None) -> DiscoveryError:
+            return DiscoveryError(f"could not fetch the metadata of {issuer}: {message}",
+                                  issuer=issuer, response=response)
+
+        response, body = exchange(
+            session, "GET", url, headers={"Accept": "application/json"}, timeout=timeout,
+            allow_http=allow_http, fail=unreachable,
+        )
         last = response
-        if response.status_code in (404, 405, 410):
-            continue
-        if response.status_code != 200:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = server_text(response.headers.get("Location", "(no Location)"))
             raise DiscoveryError(
-                f"{url} answered {response.status_code}; expected the metadata of {issuer}",
+                f"{url} answered {status}, a redirect to {location!r}; metadata requests "
+                f"never follow redirects: the metadata of {issuer} must be served at its "
+                "well-known URL (RFC 8414 §3)",
                 issuer=issuer, response=response,
             )
-        try:
-            metadata = json.loads(body)
-        except ValueError:
-            metadata = None
+        if status in (404, 405, 410):
+            continue
+        if status != 200:
+            raise DiscoveryError(
+                f"{url} answered {status}; expected the metadata of {issuer}",
+                issuer=issuer, response=response,
+            )
+        if body is None:
+            raise DiscoveryError(
+                f"{url} answered with metadata over {MAX_BODY_BYTES} bytes; refused",
+                issuer=issuer, response=response,
+            )
+        metadata = load_json(body)
         if not isinstance(metadata, dict):
-            raise DiscoveryError(f"{url} did not answer with a JSON object", issuer=issuer,
-                                 response=response)
+            raise DiscoveryError(
+                f"{url} did not answer with a JSON object (nested at most {MAX_JSON_DEPTH} "
+                "deep)", issuer=issuer, response=response,
+            )
         if metadata.get("issuer") != issuer:
             raise DiscoveryError(
-                f"{url} describes issuer {metadata.get('issuer')!r}, not {issuer!r}: refusing "
-                "metadata of another server (RFC 8414 §3.3)",
+                f"{url} describes issuer {_quoted(metadata.get('issuer'))}, not {issuer!r}: "
+                "refusing metadata of another server (RFC 8414 §3.3)",
                 issuer=issuer, response=response,
             )
         logger.info("discovered the metadata of %s at %s", issuer, url)
@@ -109,6 +132,13 @@ def fetch_metadata(
         "token_url to ClientCredentialsAuth instead",
         issuer=issuer, response=last,
     )
+
+
+def _quoted(value: object) -> str:
+    """A metadata value for a message: a string cleaned and quoted, else its JSON kind."""
+    if isinstance(value, str):
+        return repr(server_text(value, limit=100))
+    return json_kind(value)
 
 
 def choose_auth_method(
@@ -132,8 +162,9 @@ def choose_auth_method(
         if method in offered:
             return method
     raise DiscoveryError(
-        f"{issuer} supports {', '.join(offered)} for the token endpoint, and none of them "
-        f"fits the credentials given (which allow: {', '.join(wanted) or 'nothing'})",
+        f"{issuer} supports {server_text(', '.join(offered))} for the token endpoint, and "
+        "none of them fits the credentials given "
+        f"(which allow: {', '.join(wanted) or 'nothing'})",
         issuer=issuer,
     )
 
@@ -175,7 +206,8 @@ class DiscoveredEndpoint:
         return endpoint.fetch()
 
     def _discover(self) -> TokenEndpoint:
-        metadata = fetch_metadata(self.issuer, self._session, self._timeout)
+        metadata = fetch_metadata(self.issuer, self._session, self._timeout,
+                                  allow_http=self._allow_http)
         supported = metadata.get("token_endpoint_auth_methods_supported")
         if supported is not None and not (
             isinstance(supported, list) and all(isinstance(m, str) for m in supported)
@@ -190,14 +222,27 @@ class DiscoveredEndpoint:
         aliases = metadata.get("mtls_endpoint_aliases")
         if method in _TLS_METHODS and isinstance(aliases, dict):
             token_url = aliases.get("token_endpoint", token_url)
-        if not isinstance(token_url, str) or not token_url.startswith(("https://", "http://")):
+        if not _usable_url(token_url):
             raise DiscoveryError(
-                f"the metadata of {self.issuer} has no usable token_endpoint",
+                f"the metadata of {self.issuer} has no usable token_endpoint "
+                f"({_quoted(token_url)})",
                 issuer=self.issuer,
             )
-        if not self._allow_http and is_plain_http_to_remote(token_url):
+        assert isinstance(token_url, str)
+        if not self._allow_http and sends_in_clear(token_url, self._session):
             raise InsecureTransportError(
-                f"the metadata of {self.issuer} names a plain-http token_endpoint {token_url!r}"
+                f"the metadata of {self.issuer} names a plain-http token_endpoint "
+                f"{_quoted(token_url)}: the client secret would cross the network in the clear"
             )
         logger.info("using token endpoint %s with %s", token_url, method)
         return self._build(token_url, method)
+
+
+def _usable_url(value: object) -> bool:
+    """An http(s) URL without whitespace or control characters (it goes into logs)."""
+    return (
+        isinstance(value, str)
+        and value.lower().startswith(("https://", "http://"))
+        and value.isprintable()
+        and not any(ch.isspace() for ch in value)
+    )

@@ -1,5 +1,6 @@
-"""Talks to the token endpoint: authenticates the client, sends the request with its own
-Session, retries transient failures, and hands the answer to :mod:`.response`.
+"""Talks to the token endpoint: authenticates the client, sends the request through
+:func:`~requests_oauthcc.transport.exchange`, retries transient failures within the retry
+policy's deadline, and hands the answer to :mod:`.response`.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlencode
 
 import requests
@@ -20,29 +23,18 @@ from .errors import (
     TokenEndpointConnectionError,
     TokenEndpointError,
 )
-from .redaction import (
-    REDACTED,
-    Redactor,
-    SensitiveBytes,
-    SensitiveText,
-    server_text,
-    without_frames,
-)
+from .redaction import REDACTED, Redactor, SensitiveText, without_frames
 from .response import interpret_token_response
 from .retry import TokenRetry
 from .token import Token
+from .transport import MAX_BODY_BYTES, Timeout, exchange, without_credentials
 
-__all__ = ["MAX_BODY_BYTES", "TokenEndpoint", "private_session"]
+__all__ = ["MAX_BODY_BYTES", "Timeout", "TokenEndpoint", "private_session"]
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20
-"""A token response larger than this (1 MiB, after decompression) is refused."""
-
 _SENSITIVE_FIELDS = frozenset({"client_secret", "client_assertion"})
 _FORM = "application/x-www-form-urlencoded"
-
-Timeout = float | tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -51,7 +43,10 @@ class TokenEndpoint:
 
     ``form`` holds the grant parameters besides ``grant_type`` and client authentication
     (scope, audience, resource, extra parameters). ``requested_scope`` becomes the token's
-    scope when the server does not name one. ``clock`` stamps ``issued_at``/``expires_at``.
+    scope when the server does not name one. ``timeout`` (seconds, or ``(connect, read)``)
+    bounds each token request whole; ``retry.deadline`` bounds the whole fetch.
+    ``allow_http``: send over plain http even off this host (``insecure_allow_http``).
+    ``clock`` stamps ``issued_at``/``expires_at``.
     """
 
     token_url: str
@@ -65,17 +60,28 @@ class TokenEndpoint:
     default_lifetime: float | None = None
     cert: Cert | None = field(default=None, repr=False)
     max_body_bytes: int = MAX_BODY_BYTES
+    allow_http: bool = False
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _recent: deque[str] = field(
+        default_factory=lambda: deque(maxlen=2), init=False, repr=False, compare=False)
+    """The last tokens issued, redacted too from what the server says next."""
 
     def fetch(self) -> Token:
-        """Request a new token, retrying transient failures as ``retry`` allows."""
+        """Request a new token, retrying transient failures as ``retry`` allows.
+
+        The whole fetch, attempts in progress and waits between them included, ends within
+        ``retry.deadline`` seconds: the last attempt gets only the time left.
+        Raises :class:`~requests_oauthcc.errors.TokenEndpointError` and its subclasses, or
+        :class:`~requests_oauthcc.errors.InsecureTransportError`.
+        """
         started = time.monotonic()
+        deadline = started + self.retry.deadline
         attempt = 1
         while True:
             try:
-                token = self._attempt()
+                token = self._attempt(deadline)
             except TokenEndpointError as exc:
-                delay = self._retry_delay(exc, attempt, started)
+                delay = self._retry_delay(exc, attempt, deadline)
                 if delay is None:
                     raise
                 logger.warning(
@@ -94,7 +100,9 @@ class TokenEndpoint:
             )
             return token
 
-    def _retry_delay(self, exc: TokenEndpointError, attempt: int, started: float) -> float | None:
+    def _retry_delay(
+        self, exc: TokenEndpointError, attempt: int, deadline: float
+    ) -> float | None:
         transient = (
             isinstance(exc, TokenEndpointConnectionError)
             and not isinstance(exc.__cause__, requests.exceptions.SSLError)  # won't heal
@@ -104,42 +112,33 @@ class TokenEndpoint:
         response = exc.response
         retry_after = None if response is None else response.headers.get("Retry-After")
         delay = self.retry.delay(attempt, retry_after)
-        if delay is None or time.monotonic() - started + delay > self.retry.deadline:
+        if delay is None or time.monotonic() + delay >= deadline:
             return None
         return delay
 
-    def _attempt(self) -> Token:
+    def _attempt(self, deadline: float) -> Token:
         # No local of this frame shows a credential: the body and the headers are
         # SensitiveText, the parts and the redactor have no revealing repr.
         parts = self.client_auth.authenticate(self.client_id, self.token_url)
-        body = self._body(parts)
-        redact = Redactor(parts.secrets)
+        redact = Redactor([*parts.secrets, *self._recent])
         issued_at = self.clock()
-        try:
-            response = self.session.post(
-                self.token_url, data=body,
-                headers={"Accept": "application/json", "Content-Type": _FORM},
-                auth=_HeaderAuth(parts.headers), timeout=self.timeout,
-                allow_redirects=False, stream=True,
-                # Passed explicitly: requests lets REQUESTS_CA_BUNDLE override a Session's
-                # own verify setting otherwise (psf/requests#3829).
-                verify=self.session.verify,
-                cert=self.cert,
+        response, body = exchange(
+            self.session, "POST", self.token_url,
+            headers={"Accept": "application/json", "Content-Type": _FORM, **parts.headers},
+            data=self._body(parts), timeout=self.timeout, deadline=deadline, cert=self.cert,
+            max_body_bytes=self.max_body_bytes, allow_http=self.allow_http,
+            scrub=partial(self._scrubbed, parts=parts), redact=redact,
+            fail=self._unreachable,
+        )
+        if body is None:
+            raise InvalidTokenResponseError(
+                f"{self.token_url} answered {response.status_code} with a body over "
+                f"{self.max_body_bytes} bytes; refused",
+                token_url=self.token_url, status_code=response.status_code,
             )
-        except requests.RequestException as exc:
-            if isinstance(exc.request, requests.PreparedRequest):
-                exc.request = self._scrubbed(exc.request, parts)
-            raise TokenEndpointConnectionError(
-                f"could not reach the token endpoint {self.token_url}: "
-                f"{type(exc).__name__}: {server_text(str(exc), redact)}",
-                token_url=self.token_url,
-            ) from without_frames(exc)
-        with response:
-            response.request = self._scrubbed(response.request, parts)
-            content = SensitiveBytes(read_capped(response, self.max_body_bytes, self.token_url))
         try:
-            return interpret_token_response(
-                response, content, redact=redact, issued_at=issued_at,
+            token = interpret_token_response(
+                response, body, redact=redact, issued_at=issued_at,
                 requested_scope=self.requested_scope, default_lifetime=self.default_lifetime,
                 token_url=self.token_url,
             )
@@ -147,6 +146,16 @@ class TokenEndpoint:
             # The parser's frames hold the decoded answer (a live token, an echoed secret)
             # as locals; the error says all that is safe to say, so they are dropped.
             raise without_frames(exc) from None
+        self._recent.append(token.access_token)
+        return token
+
+    def _unreachable(
+        self, message: str, response: requests.Response | None
+    ) -> TokenEndpointConnectionError:
+        return TokenEndpointConnectionError(
+            f"token request failed: {message}", token_url=self.token_url,
+            status_code=None if response is None else response.status_code,
+        )
 
     def _body(self, parts: ClientAuthParts) -> SensitiveText:
         """The form-encoded token request, as text whose repr shows no credential."""
@@ -157,43 +166,12 @@ class TokenEndpoint:
         self, request: requests.PreparedRequest, parts: ClientAuthParts
     ) -> requests.PreparedRequest:
         """A copy of a token request without its credentials, safe to hand out with errors."""
-        copy = request.copy()
-        copy.headers.pop("Authorization", None)
+        copy = without_credentials(request)
         form = [("grant_type", "client_credentials"), *self.form, *parts.form]
         copy.body = urlencode(
             [(k, REDACTED if k in _SENSITIVE_FIELDS else v) for k, v in form]
         )
         return copy
-
-
-def read_capped(response: requests.Response, limit: int, url: str) -> bytes:
-    """The body of a streamed response, refusing more than ``limit`` bytes."""
-    declared = response.headers.get("Content-Length", "")
-    too_big = declared.isdigit() and int(declared) > limit
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        if not too_big:
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    too_big = True
-                    break
-                chunks.append(chunk)
-    except requests.RequestException as exc:
-        raise TokenEndpointConnectionError(
-            f"{url} broke off its answer: {type(exc).__name__}",
-            token_url=url, status_code=response.status_code,
-        ) from exc
-    if too_big:
-        raise InvalidTokenResponseError(
-            f"{url} answered {response.status_code} with a body over {limit} bytes; refused",
-            token_url=url, status_code=response.status_code,
-        )
-    body = b"".join(chunks)
-    # Keep the bytes on the response handed out with errors, so .text and .json() work.
-    response._content = body
-    return body
 
 
 _PRIVATE_SESSIONS: weakref.WeakSet[requests.Session] = weakref.WeakSet()
@@ -217,16 +195,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_fresh_connections_after_fork)
 
 
-class _HeaderAuth(requests.auth.AuthBase):
-    """Sets the client authentication headers; being an auth, it also keeps ~/.netrc out."""
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = headers
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.update(self._headers)
-        return r
-
-
 def _reason(exc: TokenEndpointError) -> str:
-    return f"status {exc.status_code}" if exc.status_code else type(exc.__cause__).__name__
+    if isinstance(exc, TokenEndpointConnectionError):
+        return "timeout" if exc.__cause__ is None else type(exc.__cause__).__name__
+    return f"status {exc.status_code}"

@@ -32,6 +32,7 @@ __all__ = [
     "SensitiveBytes",
     "SensitiveMapping",
     "SensitiveText",
+    "exception_chain",
     "hidden",
     "reveal",
     "server_text",
@@ -204,23 +205,32 @@ class Redactor:
         return "Redactor()"
 
 
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception linked to it: ``__cause__``, ``__context__``, urllib3's
+    ``reason`` and exceptions among the ``args`` (requests wraps urllib3's that way)."""
+    seen: dict[int, BaseException] = {}
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen[id(current)] = current
+        related = (current.__cause__, current.__context__, getattr(current, "reason", None),
+                   *current.args)
+        pending.extend(item for item in related if isinstance(item, BaseException))
+    return list(seen.values())
+
+
 def without_frames(exc: BaseException) -> BaseException:
-    """``exc`` with the frames of its whole chain (``__cause__``, ``__context__``) dropped.
+    """``exc`` with the frames of its whole :func:`exception_chain` dropped.
 
     Frames inside requests, urllib3, http.client and this package's parsers hold request
     bodies, headers and decoded answers as locals, which tracebacks captured with locals
     print. The exceptions themselves (types and messages) stay chained for debugging.
     Returns ``exc`` for ``raise without_frames(exc)``.
     """
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in exception_chain(exc):
         current.__traceback__ = None
-        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
     return exc
 
 

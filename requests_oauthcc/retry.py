@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .errors import ConfigurationError
 
-__all__ = ["TokenRetry"]
+__all__ = ["TokenRetry", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_MAX_DOUBLINGS = 64
+"""The backoff stops doubling here (it is capped by ``backoff_max`` long before)."""
 
 
 @dataclass(frozen=True)
@@ -20,14 +25,19 @@ class TokenRetry:
     A client credentials token request is safe to repeat, so connection errors, timeouts
     and the statuses in ``statuses`` are retried; RFC 6749 errors (400/401) never are.
 
-    ``total``: retries after the first attempt (0 disables retrying).
+    ``total``: retries after the first attempt (an int >= 0; 0 disables retrying).
     ``backoff_factor``: the n-th retry waits ``backoff_factor * 2**(n-1)`` seconds, at most
     ``backoff_max``, scaled by a random factor in [0.5, 1] (jitter) so that many clients
     that failed together do not come back together.
     ``retry_after_max``: a ``Retry-After`` (seconds or HTTP date) up to this long is
     honoured; a longer one ends the retries and the error is raised.
-    ``deadline``: no retry starts when it would end more than this many seconds after
-    the first attempt started.
+    ``deadline``: seconds the whole fetch may take, attempts in progress and waits between
+    them included: the attempt running at the deadline is cut off (the last attempt gets
+    only the time left), and no retry starts that would begin after it.
+    ``statuses``: HTTP statuses that are retried (ints in 100..599).
+
+    Seconds are finite non-negative numbers (``deadline`` positive); anything else raises
+    :class:`~requests_oauthcc.errors.ConfigurationError`.
     """
 
     total: int = 3
@@ -36,6 +46,28 @@ class TokenRetry:
     retry_after_max: float = 30.0
     deadline: float = 60.0
     statuses: frozenset[int] = RETRY_STATUSES
+
+    def __post_init__(self) -> None:
+        if isinstance(self.total, bool) or not isinstance(self.total, int) or self.total < 0:
+            raise ConfigurationError(
+                f"TokenRetry.total must be an int >= 0 (retries after the first attempt); "
+                f"got {self.total!r}"
+            )
+        for name in ("backoff_factor", "backoff_max", "retry_after_max", "deadline"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+                or (name == "deadline" and value == 0)
+            ):
+                kind = "positive" if name == "deadline" else "non-negative"
+                raise ConfigurationError(
+                    f"TokenRetry.{name} must be a finite {kind} number of seconds; "
+                    f"got {value!r}"
+                )
+        object.__setattr__(self, "statuses", _checked_statuses(self.statuses))
 
     @classmethod
     def from_value(cls, retries: int | TokenRetry | None) -> TokenRetry:
@@ -51,10 +83,15 @@ class TokenRetry:
         return replace(cls(), total=retries)
 
     def delay(self, retry_number: int, retry_after: str | None = None) -> float | None:
-        """Seconds to wait before retry ``retry_number`` (1-based), or ``None`` to give up."""
+        """Seconds to wait before retry ``retry_number`` (1-based), or ``None`` to give up.
+
+        ``retry_after``: the failed answer's ``Retry-After`` header, if any; an unusable
+        one is ignored.
+        """
         if retry_number > self.total:
             return None
-        backoff: float = min(self.backoff_max, self.backoff_factor * 2.0 ** (retry_number - 1))
+        doublings = min(retry_number - 1, _MAX_DOUBLINGS)
+        backoff: float = min(self.backoff_max, self.backoff_factor * 2.0**doublings)
         backoff *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
         if retry_after is None:
             return backoff
@@ -66,15 +103,43 @@ class TokenRetry:
         return max(backoff, asked)
 
 
-def parse_retry_after(value: str) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP date)."""
+def parse_retry_after(value: object) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (RFC 9110 §10.2.3), or ``None``.
+
+    Delta-seconds (ASCII digits; an absurdly long one is ``inf``) or an HTTP date (0 once
+    past). Anything else is unusable and gives ``None``: this never raises, whatever the
+    server sent.
+    """
     import email.utils
 
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    if not isinstance(value, str):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    text = value.strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return float(text)  # "9" * 400 is inf, not an OverflowError
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+        seconds = when.timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _checked_statuses(statuses: object) -> frozenset[int]:
+    problem = ConfigurationError(
+        f"TokenRetry.statuses must be a set of HTTP status ints; got {statuses!r}"
+    )
+    if isinstance(statuses, (str, bytes)) or not isinstance(statuses, Iterable):
+        raise problem
+    try:
+        checked = frozenset(statuses)
+    except TypeError:
+        raise problem from None
+    for status in checked:
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ConfigurationError(
+                f"TokenRetry.statuses must hold HTTP statuses (ints 100..599); got {status!r}"
+            )
+    return checked

@@ -1,7 +1,9 @@
 """Reusing one auth object's token, and making its threads share one fetch.
 
 :class:`TokenHolder` keeps the token. Threads that find no usable token wait for a single
-fetch (single flight) and all get its outcome, token or error. With a shared cache, the
+fetch (single flight) and all get its outcome, token or error, as soon as it is known: a
+fetch is bounded in time (:meth:`~requests_oauthcc.endpoint.TokenEndpoint.fetch`), so
+they wait no longer than it takes. With a shared cache, the
 fetch goes through :class:`~requests_oauthcc.shared.SharedTokenSource`, which extends the
 single flight to every process using the cache.
 """
@@ -14,6 +16,8 @@ import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import requests
 
 from .token import Token
 
@@ -36,7 +40,7 @@ class _Flight:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: Token | None = None
-        self.error: Exception | None = None
+        self.error: requests.RequestException | None = None
 
 
 class TokenHolder:
@@ -49,6 +53,12 @@ class TokenHolder:
     keeps being used (the failure is logged) and the refresh is tried again later; once
     the token has expired, the error is raised. Callers waiting on a failed fetch get the
     same error instead of each trying again.
+
+    Only a failure of the fetch itself is shared: an ``OAuthError`` or another requests
+    error. Anything else raised in the fetching thread (``KeyboardInterrupt``, an exception
+    raised by a signal handler, which Python delivers to the main thread wherever it is)
+    belongs to that thread alone: it is raised there, and the waiting threads try again,
+    one of them fetching.
     """
 
     def __init__(
@@ -101,14 +111,15 @@ class TokenHolder:
                 return flight.token
             if flight.error is not None:
                 raise flight.error
-            # The leader was interrupted (KeyboardInterrupt, SystemExit): try again.
+            # The leader was interrupted by something that is not a failure of the fetch
+            # (KeyboardInterrupt, a signal handler's exception): try again.
 
     def _lead(
         self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None
     ) -> Token:
         try:
             token = self._fetch() if self._shared is None else self._shared.fetch(rejected)
-        except Exception as exc:
+        except requests.RequestException as exc:  # the fetch failed: shared with the waiters
             flight.error = exc
             flight.token = self._fallback(previous, rejected, exc)
         else:
@@ -116,9 +127,13 @@ class TokenHolder:
             with self._lock:
                 self.current = (token, token.refresh_at(self._leeway))
         finally:
-            with self._lock:
-                self._flight = None
-            flight.done.set()
+            # Whatever happened (anything not caught above stays in this thread), the
+            # flight ends; nested so that an exception raised meanwhile still wakes them.
+            try:
+                with self._lock:
+                    self._flight = None
+            finally:
+                flight.done.set()
         if flight.token is None:
             assert flight.error is not None
             raise flight.error

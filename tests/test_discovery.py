@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
 from .keys import rsa_pair
+from .rawserver import RawServer, Script, raw_response, trickle_headers
 
 
 def discovery_server(**kwargs: Any) -> OAuthTestServer:
@@ -118,6 +120,103 @@ def test_plain_http_token_endpoint_in_metadata_is_refused(
     auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
     with pytest.raises(InsecureTransportError):
         auth.fetch_token()
+
+
+# -- discovery cannot be steered (issue #10, item 2) ---------------------------------------
+
+
+def metadata_answer(document: object) -> Script:
+    """A 200 with ``document`` as its JSON body, whatever the path."""
+    yield 0, raw_response(200, json.dumps(document).encode(),
+                          {"Content-Type": "application/json"})
+
+
+def test_a_metadata_redirect_is_not_followed() -> None:
+    """A metadata request answered with a redirect to plain http on another host (where
+    metadata with the right issuer names that host's token endpoint) is a DiscoveryError
+    naming the Location; nothing reaches that host, least of all the secret. (0.2.0
+    followed it and posted the secret there.)"""
+    elsewhere_document: dict[str, object] = {}
+    with RawServer(lambda request: metadata_answer(elsewhere_document),
+                   host="127.0.0.2") as elsewhere:
+        location = elsewhere.url("/.well-known/oauth-authorization-server")
+        redirect = raw_response(302, b"", {"Location": location + "\r\nX-Injected: 1"})
+        with RawServer(lambda request: [(0, redirect)]) as issuer:
+            elsewhere_document.update(issuer=issuer.base_url,
+                                      token_endpoint=elsewhere.url("/token"))
+            auth = ClientCredentialsAuth.from_issuer(issuer.base_url, CLIENT_ID, CLIENT_SECRET,
+                                                     retries=0, timeout=2)
+            with pytest.raises(DiscoveryError, match="never follow redirects") as caught:
+                auth.fetch_token()
+    message = str(caught.value)
+    assert location in message and "\r" not in message and "\n" not in message
+    assert elsewhere.requests == []
+    assert len(issuer.requests) == 1 and CLIENT_SECRET not in str(issuer.requests)
+
+
+def test_deeply_nested_metadata_is_a_discovery_error() -> None:
+    """Metadata nested 5,000 deep (a few KiB) is refused as not JSON, never a
+    RecursionError. (0.2.0: RecursionError.)"""
+    with RawServer(lambda request: [(0, raw_response(
+            200, b'{"issuer": "x", "a": ' + b"[" * 5000 + b"]" * 5000 + b"}"))]) as server:
+        auth = ClientCredentialsAuth.from_issuer(server.base_url, CLIENT_ID, CLIENT_SECRET)
+        with pytest.raises(DiscoveryError, match="JSON object"):
+            auth.fetch_token()
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_metadata_over_one_mib_is_a_discovery_error(declared: bool) -> None:
+    """Metadata over 1 MiB, with or without Content-Length, is a DiscoveryError (not an
+    InvalidTokenResponseError: 0.2.0 raised the token endpoint's error)."""
+    body = b'{"issuer": "' + b"x" * (1 << 20) + b'"}'
+    with RawServer(lambda request: [(0, raw_response(200, body, content_length=declared))]
+                   ) as server:
+        auth = ClientCredentialsAuth.from_issuer(server.base_url, CLIENT_ID, CLIENT_SECRET)
+        with pytest.raises(DiscoveryError, match="over 1048576 bytes"):
+            auth.fetch_token()
+
+
+def test_trickled_metadata_is_bounded_by_the_timeout() -> None:
+    """A metadata answer trickled a byte every 0.2 s is cut at timeout=1: a DiscoveryError
+    with the cause chained, within the timeout plus slack. (0.2.0: 8 s.)"""
+    import time
+
+    with RawServer(lambda request: trickle_headers(0.2)) as server:
+        auth = ClientCredentialsAuth.from_issuer(server.base_url, CLIENT_ID, CLIENT_SECRET,
+                                                 timeout=1)
+        started = time.monotonic()
+        with pytest.raises(DiscoveryError, match="Timeout") as caught:
+            auth.fetch_token()
+        assert time.monotonic() - started < 2.5
+    assert caught.value.issuer == server.base_url
+
+
+def test_unreachable_metadata_chains_the_cause(servers: list[OAuthTestServer]) -> None:
+    """A metadata request that cannot connect is a DiscoveryError chained to requests'
+    error (stripped of its frames)."""
+    server = discovery_server()
+    issuer = server.issuer
+    server.stop()
+    auth = ClientCredentialsAuth.from_issuer(issuer, CLIENT_ID, CLIENT_SECRET)
+    with pytest.raises(DiscoveryError, match="could not reach") as caught:
+        auth.fetch_token()
+    cause = caught.value.__cause__
+    assert isinstance(cause, requests.ConnectionError) and cause.__traceback__ is None
+
+
+def test_metadata_text_in_messages_is_cleaned(servers: list[OAuthTestServer]) -> None:
+    """A mismatched issuer or a bad token_endpoint from the server reaches the message
+    without control characters (no forged log lines)."""
+    server = discovery_server(metadata_overrides={"issuer": "https://a\nFAKE LOG LINE"})
+    servers.append(server)
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    with pytest.raises(DiscoveryError, match="FAKE LOG LINE") as caught:
+        auth.fetch_token()
+    assert "\n" not in str(caught.value)
+    server.metadata_overrides = {"token_endpoint": "https://as.example/t\r\nX: y"}
+    with pytest.raises(DiscoveryError, match="no usable token_endpoint") as caught:
+        auth.fetch_token()
+    assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_method_choice_prefers_what_the_credentials_allow() -> None:

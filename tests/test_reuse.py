@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
 import pytest
 
-from requests_oauthcc import Token, TokenEndpointError
+from requests_oauthcc import ClientCredentialsAuth, Token, TokenEndpointError
 from requests_oauthcc.reuse import TokenHolder
+from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import FakeClock, in_threads
+from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, in_threads
 
 
 class Fetcher:
@@ -203,3 +205,68 @@ def test_fork_while_another_thread_holds_the_lock(clock: FakeClock) -> None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked child deadlocked on the inherited lock")
+
+
+class Alarm(Exception):
+    """Raised by a signal handler: not a failure of the fetch it interrupts."""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_a_signal_handlers_exception_is_not_handed_to_waiting_threads(
+    server: OAuthTestServer,
+) -> None:
+    """The main thread leads a slow fetch; a SIGALRM handler raises in it. That exception
+    is the main thread's alone: the waiting threads try again and get a token.
+    (0.2.0 handed the handler's exception to every waiting thread.)"""
+    server.queue_response(200, {"access_token": "late", "token_type": "Bearer"}, delay=3.0)
+    auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, retries=0,
+                                 timeout=10)
+    results: list[object] = []
+
+    def wait_on_the_fetch() -> None:
+        time.sleep(0.3)  # the main thread leads by then
+        try:
+            results.append(auth.fetch_token())
+        except Exception as exc:
+            results.append(exc)
+
+    def raise_alarm(signum: int, frame: object) -> None:
+        raise Alarm("the handler's own business")
+
+    previous = signal.signal(signal.SIGALRM, raise_alarm)
+    waiters = [threading.Thread(target=wait_on_the_fetch) for _ in range(8)]
+    try:
+        for waiter in waiters:
+            waiter.start()
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(Alarm):
+            auth.fetch_token()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for waiter in waiters:
+            waiter.join(15)
+    assert len(results) == 8
+    assert all(isinstance(r, Token) and r.access_token != "late" for r in results), results
+    assert server.token_requests == 2
+
+
+def test_only_request_errors_are_shared(clock: FakeClock) -> None:
+    """An exception that is not an OAuthError or a requests error (here a RuntimeError
+    raised by the leader's fetch) stays in the leading thread; the waiters fetch again."""
+    fetch = Fetcher(clock)
+    fetch.delay = 0.3
+    first = threading.Event()
+
+    def fetch_or_fail() -> Token:
+        if not first.is_set():
+            first.set()
+            time.sleep(0.3)
+            raise RuntimeError("not a fetch failure")
+        return fetch()
+
+    holder = TokenHolder(fetch_or_fail, leeway=10.0, clock=clock)
+    results = in_threads(8, holder.get)
+    assert sum(isinstance(r, RuntimeError) for r in results) == 1
+    assert sum(isinstance(r, Token) for r in results) == 7
+    assert fetch.calls == 1

@@ -177,6 +177,15 @@ def early_refresh_fails_with_token_in_body(server: OAuthTestServer,
     auth.fetch_token()
 
 
+def earlier_token_echoed(server: OAuthTestServer, auth: ClientCredentialsAuth,
+                         secret: str) -> None:
+    """A later error answer quoting a token issued earlier (of this auth object)."""
+    earlier = auth.fetch_token().access_token
+    server.queue_response(400, {"error": "invalid_request",
+                                "error_description": f"you already hold {earlier}"})
+    auth.fetch_token()
+
+
 def refused(server: OAuthTestServer, auth: ClientCredentialsAuth, secret: str) -> None:
     server.stop()
     auth.fetch_token()
@@ -205,6 +214,7 @@ SCENARIOS: dict[str, Scenario] = {
     "200 error echoing": echoed(200, '{"error": "server_error"}'),
     "redirect to secret": redirect_to_secret,
     "early refresh fails": early_refresh_fails_with_token_in_body,
+    "error quoting an earlier token": earlier_token_echoed,
     "body over cap": queued(200, b"x" * (2 << 20)),
     "timeout": queued(200, {"access_token": "tok-LEAK-7"}, delay=0.6),
     "connection refused": refused,
