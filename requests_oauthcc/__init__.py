@@ -62,7 +62,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CacheError",

@@ -120,3 +120,24 @@ def test_every_example_host_was_really_called(proxy_hosts: list[str]) -> None:
     if not proxy_hosts:
         pytest.skip("run together with test_example_runs")
     assert set(HOSTS) <= set(proxy_hosts)
+
+
+def test_every_test_named_in_the_security_section_exists() -> None:
+    """The Security section lists each guarantee next to the tests that prove it: each named
+    test file and test function exists, so the table cannot point at nothing."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Security\n"):text.index("## Command line")]
+    root = README.parent
+    current = ""
+    named = 0
+    for match in re.finditer(r"`(tests/[\w/]+\.py)?(?:::(test_\w+))?(?:\[[^\]`]*\])?`", section):
+        path, test = match.groups()
+        if path:
+            current = path
+            assert (root / current).is_file(), f"{current} is named but does not exist"
+        if test:
+            assert current, f"{test} is named before any test file"
+            source = (root / current).read_text(encoding="utf-8")
+            assert re.search(rf"^def {test}\(", source, re.M), f"{current}::{test} is missing"
+            named += 1
+    assert named >= 40
