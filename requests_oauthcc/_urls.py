@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 __all__ = [
     "clear_text_reason",
     "is_loopback_host",
-    "is_plain_http_to_remote",
     "origin",
     "proxy_environment",
     "proxy_for",
@@ -91,16 +90,6 @@ def clear_text_reason(url: str) -> str:
                 "environment's http_proxy/all_proxy or the Session's proxies), which reads "
                 "it; exempt the host with NO_PROXY, or use https")
     return "it is plain http to a host that is not localhost, 127.0.0.0/8 or ::1; use https"
-
-
-def is_plain_http_to_remote(url: str) -> bool:
-    """Whether ``url`` is not https and does not point at a loopback host (proxies unseen).
-
-    Superseded by :func:`sends_in_clear`, which also sees proxies; kept for callers not
-    yet moved to it.
-    """
-    parsed = parse_url(url)
-    return (parsed.scheme or "").lower() != "https" and not is_loopback_host(parsed.host)
 
 
 def proxy_environment() -> tuple[object, ...]:
