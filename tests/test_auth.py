@@ -452,18 +452,18 @@ def test_endless_401_body_is_not_drained(make_auth: MakeAuth, stream: bool) -> N
     and the retry succeeds at once (on 0.2.0 the call read until the server gave up)."""
     import time
 
-    from .raw_server import RawServer, answer, endless_chunked
+    from .rawserver import RawServer, endless_chunked, in_turn, raw_response
 
     auth = make_auth()
-    script = [endless_chunked(), answer("200 OK", body=b"fine")]
-    with RawServer(script) as raw, requests.Session() as session:
+    answer = in_turn(endless_chunked(), [(0, raw_response(200, b"fine"))])
+    with RawServer(answer, keep_alive=True) as raw, requests.Session() as session:
         session.auth = auth
         started = time.monotonic()
-        response = session.get(raw.url + "/api", stream=stream, timeout=30)
+        response = session.get(raw.url("/api"), stream=stream, timeout=30)
         elapsed = time.monotonic() - started
         assert response.status_code == 200 and response.content == b"fine"
     assert elapsed < 5, elapsed
-    assert [r.connection for r in raw.received] == [0, 1]  # the 401's connection not reused
+    assert [r.connection for r in raw.requests] == [0, 1]  # the 401's connection not reused
     assert response.history[0].status_code == 401 and response.history[0].content == b""
 
 
@@ -474,17 +474,18 @@ def test_large_401_body_costs_no_memory(make_auth: MakeAuth, kind: str) -> None:
     import time
     import tracemalloc
 
-    from .raw_server import RawServer, answer, endless_chunked, huge_body
+    from .rawserver import RawServer, endless_chunked, huge_body, in_turn, raw_response
 
     auth = make_auth()
     auth.fetch_token()
     big = huge_body(100 << 20) if kind == "declared" else endless_chunked(seconds=10)
-    with RawServer([big, answer("200 OK", body=b"fine")]) as raw, requests.Session() as session:
+    answer = in_turn(big, [(0, raw_response(200, b"fine"))])
+    with RawServer(answer, keep_alive=True) as raw, requests.Session() as session:
         session.auth = auth
         tracemalloc.start()
         try:
             started = time.monotonic()
-            response = session.get(raw.url + "/api", stream=True, timeout=30)
+            response = session.get(raw.url("/api"), stream=True, timeout=30)
             elapsed = time.monotonic() - started
             _, peak = tracemalloc.get_traced_memory()
         finally:
@@ -496,16 +497,17 @@ def test_large_401_body_costs_no_memory(make_auth: MakeAuth, kind: str) -> None:
 
 def test_small_401_body_is_drained_and_its_connection_reused(make_auth: MakeAuth) -> None:
     """A short 401 body is read, so the retry goes out on the same kept-alive connection."""
-    from .raw_server import RawServer, answer
+    from .rawserver import RawServer, in_turn, raw_response
 
     auth = make_auth()
     error = b'{"error": "invalid_token"}'
-    with RawServer([answer("401 Unauthorized", {"WWW-Authenticate": "Bearer"}, error),
-                    answer("200 OK", body=b"fine")]) as raw, requests.Session() as session:
+    answer = in_turn([(0, raw_response(401, error, {"WWW-Authenticate": "Bearer"}))],
+                     [(0, raw_response(200, b"fine"))])
+    with RawServer(answer, keep_alive=True) as raw, requests.Session() as session:
         session.auth = auth
-        response = session.get(raw.url + "/api", timeout=10)
+        response = session.get(raw.url("/api"), timeout=10)
     assert response.status_code == 200
-    assert [r.connection for r in raw.received] == [0, 0]
+    assert [r.connection for r in raw.requests] == [0, 0]
     assert response.history[0].content == error
 
 
@@ -519,17 +521,18 @@ def test_bytes_like_bodies_are_replayed_at_the_socket_level(
 ) -> None:
     """bytearray, memoryview and array bodies are sent again, byte for byte, after a 401
     (0.2.0 gave them up as unreplayable and returned the 401)."""
-    from .raw_server import RawServer, answer
+    from .rawserver import RawServer, in_turn, raw_response
 
     auth = make_auth()
     payload = os.urandom(5000)
-    with RawServer([answer("401 Unauthorized", {"WWW-Authenticate": "Bearer"}),
-                    answer("200 OK")]) as raw, requests.Session() as session:
+    answer = in_turn([(0, raw_response(401, headers={"WWW-Authenticate": "Bearer"}))],
+                     [(0, raw_response(200))])
+    with RawServer(answer, keep_alive=True) as raw, requests.Session() as session:
         session.auth = auth
-        response = session.post(raw.url + "/api", data=make_body(payload), timeout=10)
+        response = session.post(raw.url("/api"), data=make_body(payload), timeout=10)
     assert response.status_code == 200 and len(response.history) == 1
-    assert [r.body for r in raw.received] == [payload, payload]
-    first, second = (r.header("Authorization") for r in raw.received)
+    assert [r.body for r in raw.requests] == [payload, payload]
+    first, second = (r.headers.get("authorization") for r in raw.requests)
     assert first != second and second == _tokens(auth)
 
 
@@ -538,17 +541,18 @@ def test_redirect_after_the_retry_carries_the_new_token(
 ) -> None:
     """requests follows a redirect answering the retry with a copy of the original request:
     it carries the new token (0.2.0 sent the rejected one again, then retried once more)."""
-    from .raw_server import RawServer, answer
+    from .rawserver import RawServer, in_turn, raw_response
 
     auth = make_auth()
     old = auth.fetch_token().authorization
-    with RawServer([answer("401 Unauthorized", {"WWW-Authenticate": "Bearer"}),
-                    answer("302 Found", {"Location": "/moved"}),
-                    answer("200 OK", body=b"fine")]) as raw, requests.Session() as session:
+    answer = in_turn([(0, raw_response(401, headers={"WWW-Authenticate": "Bearer"}))],
+                     [(0, raw_response(302, headers={"Location": "/moved"}))],
+                     [(0, raw_response(200, b"fine"))])
+    with RawServer(answer, keep_alive=True) as raw, requests.Session() as session:
         session.auth = auth
-        response = session.get(raw.url + "/api", timeout=10)
+        response = session.get(raw.url("/api"), timeout=10)
     assert response.status_code == 200 and response.content == b"fine"
-    sent = [(r.head[0].split()[1], r.header("Authorization")) for r in raw.received]
+    sent = [(r.path, r.headers.get("authorization")) for r in raw.requests]
     new = _tokens(auth)
     assert sent == [("/api", old), ("/api", new), ("/moved", new)]
     assert server.token_requests == 2
