@@ -9,24 +9,28 @@ shown only through the functions and types here.
   traceback captured with locals (``pytest --showlocals``, error reporters) shows none.
 - :class:`Redactor` removes the credentials of one token request from server text, in every
   encoding a client could have sent them in (raw, form-encoded, percent-encoded with either
-  hex case, base64 Basic, JSON-escaped, HTML-escaped).
+  hex case, base64 Basic, JSON-escaped, HTML-escaped, NFKC-normalized), and finds them in
+  the encodings it cannot cut out: it decodes the text every way a server may have encoded
+  an echo (percent-decoding, HTML entities, JSON escapes in either case, NFKC), and text in
+  which any decoding shows a credential is withheld whole.
 - :func:`server_text` is the one way server-supplied text enters a message or a log:
-  redacted first, then stripped of control characters, then bounded in length.
+  redacted first, then stripped of control characters, then checked for encoded
+  credentials, then bounded in length.
 """
 
 from __future__ import annotations
 
 import hmac
-import html
 import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, SupportsIndex
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 __all__ = [
     "REDACTED",
+    "WITHHELD",
     "Redactor",
     "Secret",
     "SensitiveBytes",
@@ -40,6 +44,7 @@ __all__ = [
 ]
 
 REDACTED = "[redacted]"
+WITHHELD = "(withheld: it holds a credential in an encoding that cannot be cut out)"
 MAX_SERVER_TEXT = 200
 """Characters of server-supplied text (after cleaning) that a message may quote."""
 
@@ -148,6 +153,8 @@ def hidden(value: object) -> Any:
 
 def _variants(secret: str) -> set[str]:
     """The ways ``secret`` may come back from a server that echoes what it was sent."""
+    import html
+
     forms = {
         secret,
         quote_plus(secret, safe=""),  # application/x-www-form-urlencoded (RFC 6749 App. B)
@@ -157,6 +164,7 @@ def _variants(secret: str) -> set[str]:
         json.dumps(secret, ensure_ascii=False)[1:-1],
         json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON with escaped solidus (PHP)
         html.escape(secret),
+        unicodedata.normalize("NFKC", secret),  # an echo normalized on the way
     }
     return {form for form in forms if form}
 
@@ -197,9 +205,17 @@ class Redactor:
         self._regex = re.compile("|".join(patterns)) if patterns else None
 
     def __call__(self, text: str) -> str:
+        """``text`` with every credential it holds, in a known encoding, cut out."""
         if self._regex is None:
             return text
         return self._regex.sub(REDACTED, text)
+
+    def hidden_in(self, text: str) -> bool:
+        """Whether some decoding of ``text`` (:func:`_decoded_views`) shows a credential:
+        one echoed in an encoding :meth:`__call__` does not know, or a short one glued to
+        an escape sequence."""
+        regex = self._regex
+        return regex is not None and any(regex.search(view) for view in _decoded_views(text))
 
     def __repr__(self) -> str:
         return "Redactor()"
@@ -234,6 +250,32 @@ def without_frames(exc: BaseException) -> BaseException:
     return exc
 
 
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+                "t": "\t"}
+
+
+def _json_unescape(text: str) -> str:
+    """JSON string escapes decoded, ``\\uXXXX`` in either case, surrogate pairs joined."""
+    decoded = _JSON_ESCAPE.sub(
+        lambda m: chr(int(m.group(1), 16)) if m.group(1) else _JSON_SIMPLE[m.group(2)], text)
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _decoded_views(text: str) -> set[str]:
+    """``text`` decoded in each way (and each pair of ways) a server may have encoded an
+    echo: percent-decoding (``+`` as space or not), HTML entities, JSON escapes; and each
+    of those NFKC-normalized."""
+    from html import unescape
+
+    decoders = (unquote, unquote_plus, unescape, _json_unescape)
+    views = {text}
+    for _ in range(2):  # two layers, e.g. percent-encoding inside an HTML page
+        views |= {decode(view) for view in list(views) for decode in decoders}
+    views |= {unicodedata.normalize("NFKC", view) for view in list(views)}
+    return views
+
+
 NO_SECRETS = Redactor(())
 
 _CONTROL = re.compile(r"\s+")
@@ -246,7 +288,9 @@ def server_text(
 
     Redacted first (so a secret holding whitespace is still found), then every control or
     format character (newlines, terminal escapes, bidi overrides) becomes a space and runs
-    of whitespace fold to one, then it is cut to ``limit`` characters.
+    of whitespace fold to one; then, if any decoding of what may be shown holds a
+    credential (:meth:`Redactor.hidden_in`), the text is withheld whole (:data:`WITHHELD`);
+    else it is cut to ``limit`` characters.
     """
     text = value if isinstance(value, str) else str(value)
     text = redact(text)
@@ -254,6 +298,10 @@ def server_text(
         " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text
     ) if not text.isprintable() else text
     text = _CONTROL.sub(" ", text).strip()
+    # Only the start can be shown; a credential must not straddle the cut, so the window
+    # checked is four times what is shown (redaction above shortened nothing further on).
+    if redact.hidden_in(text[: 4 * limit + 64]):
+        return WITHHELD
     if len(text) > limit:
         text = text[:limit] + "..."
     return text
