@@ -43,7 +43,7 @@ from .client_auth import (
 )
 from .endpoint import Timeout, TokenEndpoint, private_session
 from .errors import ConfigurationError
-from .form import grant_parameters
+from .form import check_text, grant_parameters
 from .redaction import hidden
 from .retry import TokenRetry
 from .reuse import TokenHolder
@@ -173,6 +173,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         check_transport("issuer" if issuer else "token_url", url, session, insecure_allow_http)
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
+        check_text("client_id", client_id)
         token_session = session if session is not None else private_session()
         cert = check_files(cert, token_session, client_secret)
         credentials = ClientCredentials(

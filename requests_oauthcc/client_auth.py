@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
+from .form import check_text
 from .redaction import Secret, SensitiveText
 
 __all__ = [
@@ -94,7 +95,7 @@ def resolve_secret(secret: SecretSource) -> SensitiveText:
             "client_secret must be a non-empty str or a callable returning one; "
             f"got {type(value).__name__}{' (empty)' if value == '' else ''}"
         )
-    return SensitiveText(value)
+    return SensitiveText(check_text("client_secret", value))
 
 
 def _form_encode(value: str) -> str:
@@ -343,10 +344,13 @@ def make_client_auth(auth_method: str, credentials: ClientCredentials) -> Client
     secret = credentials.secret
     if secret is None:
         raise ConfigurationError(f"auth_method={auth_method!r} needs a client_secret")
-    if not (callable(secret) or isinstance(secret, (str, Secret))) or secret in ("", Secret("")):
+    secret = hold_secret(secret)
+    if not (callable(secret) or (isinstance(secret, Secret) and secret.reveal())):
         raise ConfigurationError(
             "client_secret must be a non-empty str or a zero-argument callable returning one"
         )
+    if isinstance(secret, Secret):
+        check_text("client_secret", secret.reveal())
     if auth_method == "client_secret_jwt":
         require_pyjwt()
         alg = credentials.signing_alg or "HS256"

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from .errors import ConfigurationError
 
-__all__ = ["RESERVED_FIELDS", "grant_parameters", "normalize_scope"]
+__all__ = ["RESERVED_FIELDS", "check_text", "grant_parameters", "normalize_scope"]
 
 RESERVED_FIELDS = frozenset({
     "grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
@@ -38,7 +38,7 @@ def grant_parameters(
     if audience is not None:
         if not isinstance(audience, str) or not audience:
             raise ConfigurationError("audience must be a non-empty string")
-        fields.append(("audience", audience))
+        fields.append(("audience", check_text("audience", audience)))
     for uri in _strings("resource", resource):
         scheme, _, rest = uri.partition(":")
         if not scheme.isascii() or not scheme.isalpha() or not rest or "#" in uri:
@@ -49,6 +49,7 @@ def grant_parameters(
     for name, value in (extra_params or {}).items():
         if not isinstance(name, str) or not name:
             raise ConfigurationError("extra_params keys must be non-empty strings")
+        check_text("extra_params key", name)
         if name in RESERVED_FIELDS:
             raise ConfigurationError(
                 f"extra_params may not set {name!r}: it is set by ClientCredentialsAuth "
@@ -62,7 +63,7 @@ def normalize_scope(scope: str | Iterable[str] | None) -> str | None:
     """A scope string with single spaces, from a string or an iterable of scope tokens."""
     if scope is None:
         return None
-    tokens = scope.split() if isinstance(scope, str) else []
+    tokens = check_text("scope", scope).split() if isinstance(scope, str) else []
     if not isinstance(scope, str):
         for item in _strings("scope", scope):
             if not item or item != item.strip() or " " in item:
@@ -73,15 +74,34 @@ def normalize_scope(scope: str | Iterable[str] | None) -> str | None:
     return " ".join(tokens)
 
 
+def check_text(name: str, value: str) -> str:
+    """``value``, if it can be sent: UTF-8 encodable (a lone surrogate, which Python makes
+    of undecodable bytes in the environment or argv, cannot). Raises
+    :class:`ConfigurationError` naming ``name``, never quoting the value (it may be a
+    secret), with no exception chained."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        valid = False
+    else:
+        valid = True
+    if not valid:
+        raise ConfigurationError(
+            f"{name} is not valid text: it holds a lone surrogate, as Python makes of bytes "
+            "that are not UTF-8 (in the environment or the command line); give it as UTF-8"
+        )
+    return value
+
+
 def _strings(name: str, value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [value]
+        return [check_text(name, value)]
     if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
         raise ConfigurationError(f"{name} must be a string or an iterable of strings")
     items = list(value)
     if not all(isinstance(item, str) for item in items):
         raise ConfigurationError(f"{name} must hold only strings")
-    return items
+    return [check_text(name, item) for item in items]
 

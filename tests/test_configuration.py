@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth, ConfigurationError, SecretFile
+from requests_oauthcc import ClientCredentialsAuth, ConfigurationError, Secret, SecretFile
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
@@ -79,3 +79,40 @@ def test_a_readable_certificate_path_is_accepted(
     auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
                                  cert=str(pem), auth_method="client_secret_basic")
     assert auth.fetch_token().access_token
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"client_secret": "Tr0ub4dor&3-horse\udcff"}, "client_secret"),
+        ({"client_secret": Secret("Tr0ub4dor&3-horse\udcff")}, "client_secret"),
+        ({"client_id": "client\udcff"}, "client_id"),
+        ({"scope": "read\udcff"}, "scope"),
+        ({"audience": "api\udcff"}, "audience"),
+        ({"resource": "https://api.example/\udcff"}, "resource"),
+        ({"extra_params": {"k\udcff": "v"}}, "extra_params key"),
+        ({"extra_params": {"k": "v\udcff"}}, "extra_params['k']"),
+    ],
+)
+def test_text_that_cannot_be_sent_is_a_configuration_error(
+    make_auth: MakeAuth, options: dict[str, Any], name: str
+) -> None:
+    """A lone surrogate (what Python makes of bytes in the environment or argv that are not
+    UTF-8) is a ConfigurationError naming the argument, never quoting it: on 0.2.0 it
+    escaped as a UnicodeEncodeError whose repr and args held the whole secret."""
+    with pytest.raises(ConfigurationError) as caught:
+        make_auth(**options)
+    error = caught.value
+    assert str(error).startswith(f"{name} is not valid text")
+    assert "Tr0ub4dor" not in repr(error) + repr(error.args)
+    assert error.__cause__ is None and error.__context__ is None
+
+
+def test_a_callable_secret_that_cannot_be_sent_is_a_configuration_error(
+    make_auth: MakeAuth,
+) -> None:
+    """At fetch time too: a callable returning such a secret gives a ConfigurationError."""
+    auth = make_auth(client_secret=lambda: "Tr0ub4dor&3-horse\udcff")
+    with pytest.raises(ConfigurationError, match="client_secret is not valid text") as caught:
+        auth.fetch_token()
+    assert "Tr0ub4dor" not in repr(caught.value)
