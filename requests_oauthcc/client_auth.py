@@ -9,7 +9,9 @@ Names are those of the IANA "OAuth Token Endpoint Authentication Methods" regist
 from __future__ import annotations
 
 import base64
+import errno
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from urllib.parse import quote_plus
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
 from .form import check_text
-from .redaction import Secret, SensitiveText
+from .redaction import Secret, SensitiveBytes, SensitiveText
 
 __all__ = [
     "AUTH_METHODS",
@@ -271,6 +273,32 @@ def default_auth_method(credentials: ClientCredentials) -> str:
     return "tls_client_auth"
 
 
+_MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def _read_small_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    Raises :class:`OSError` (``strerror`` says why) for anything else: a FIFO or a device
+    is refused without blocking on it (``O_NONBLOCK``), a larger file is refused."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = os.read(fd, limit + 1)
+        while len(data) <= limit:
+            more = os.read(fd, limit + 1 - len(data))
+            if not more:
+                break
+            data += more
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+    return SensitiveBytes(data)
+
+
 class SecretFile:
     """A client secret read from a file at each token request (so rotation is picked up).
 
@@ -282,19 +310,27 @@ class SecretFile:
         self.path = Path(path)
 
     def __call__(self) -> SensitiveText:
-        """The secret now in the file; :class:`ConfigurationError` if it cannot be read,
-        is not UTF-8 text, or is empty."""
+        """The secret now in the file; :class:`ConfigurationError` if it cannot be read, is
+        not a regular file (a FIFO would block, ``/dev/zero`` never end), is larger than
+        64 KiB, is not UTF-8 text, or is empty."""
+        where = f"client secret file {str(self.path)!r}"
+        problem: str | None = None
         try:
-            text = self.path.read_bytes().decode("utf-8").strip()
+            data = _read_small_file(self.path, _MAX_SECRET_FILE_BYTES)
         except OSError as exc:
-            raise ConfigurationError(
-                f"client secret file {str(self.path)!r} could not be read: {exc.strerror}"
-            ) from None
+            problem = exc.strerror or type(exc).__name__
+        if problem is not None:
+            raise ConfigurationError(f"{where} could not be read: {problem}")
+        text: str | None
+        try:
+            text = data.decode("utf-8").strip()
         except UnicodeDecodeError:
+            text = None
+        if text is None:
             raise ConfigurationError(
-                f"client secret file {str(self.path)!r} is not UTF-8 text; write the secret "
-                "as text (a trailing newline is fine)"
-            ) from None
+                f"{where} is not UTF-8 text; write the secret as text (a trailing newline "
+                "is fine)"
+            )
         if not text:
             raise ConfigurationError(
                 f"client secret file {str(self.path)!r} is empty; write the secret in it"

@@ -116,3 +116,24 @@ def test_a_callable_secret_that_cannot_be_sent_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match="client_secret is not valid text") as caught:
         auth.fetch_token()
     assert "Tr0ub4dor" not in repr(caught.value)
+
+
+def test_a_secret_file_that_is_not_a_small_regular_file_is_refused_at_once(
+    make_auth: MakeAuth, tmp_path: Path
+) -> None:
+    """A FIFO (which blocked the constructor for ever on 0.2.0's successor), a device that
+    never ends (/dev/zero grew memory until it failed) or a huge file: a ConfigurationError
+    at once, in the constructor."""
+    import os
+    import time
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"x" * (64 * 1024 + 1))
+    for path, words in ((fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
+                        (huge, "larger than 65536 bytes"), (tmp_path, "not a regular file")):
+        started = time.monotonic()
+        with pytest.raises(ConfigurationError, match=words):
+            make_auth(client_secret=SecretFile(path))
+        assert time.monotonic() - started < 5
