@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from .cache import MAX_ENTRY_BYTES, CacheEntry, CacheError, Lease, check_lease_ttl
 from .errors import ConfigurationError
+from .redaction import server_text
 
 __all__ = ["RedisTokenCache"]
 
@@ -100,7 +101,7 @@ class RedisTokenCache:
         try:
             return call()
         except self._errors as exc:
-            raise CacheError(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise CacheError(f"redis: {type(exc).__name__}: {server_text(str(exc))}") from exc
 
     def get(self, key: str) -> CacheEntry | None:
         name = self._key(key, "token")
@@ -144,10 +145,11 @@ class RedisTokenCache:
         if taken:
             return _RedisLease(self, lease_key, owner)
         remaining = self._run(lambda: self._client.pttl(lease_key))
-        if isinstance(remaining, int) and (remaining == -1 or remaining > 10 * ttl_ms):
-            # never made by a RedisTokenCache: waiting for it would delay every refresh
-            raise CacheError(f"lease {lease_key} has no expiry or one far beyond lease_ttl "
-                             "(planted?)")
+        if isinstance(remaining, int) and (remaining == -1 or remaining > ttl_ms + 1000):
+            # Never made by a RedisTokenCache with this lease_ttl (its leases live at most
+            # that long): waiting for it would delay every refresh.
+            raise CacheError(f"lease {lease_key} has no expiry or one beyond lease_ttl "
+                             "(planted, or another lease_ttl in the fleet?)")
         return None
 
     def __reduce__(self) -> tuple[Any, ...]:

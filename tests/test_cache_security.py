@@ -409,18 +409,64 @@ def test_lock_held_by_another_process_never_hangs_a_request(
     assert any("failed to store" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("planted_ttl", [None, 27.0])
 def test_planted_redis_lease_without_expiry_delays_nothing(
-    server: OAuthTestServer, redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
+    server: OAuthTestServer, redis_server: RedisProcess, caplog: pytest.LogCaptureFixture,
+    planted_ttl: float | None,
 ) -> None:
-    """A lease key planted in Redis without an expiry is bypassed (logged) at once, not
+    """A lease key planted in Redis without an expiry, or with one longer than lease_ttl
+    (which no RedisTokenCache with this lease_ttl makes), is bypassed (logged) at once, not
     waited for (on 0.2.0 every refresh waited 2 x lease_ttl for it)."""
     auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
                                  cache=RedisTokenCache(redis_server.url, lease_ttl=3))
-    redis_server.client.set(f"oauthcc:{{{shared_key(auth)}}}:lease", "planted")
+    redis_server.client.set(f"oauthcc:{{{shared_key(auth)}}}:lease", "planted",
+                            px=None if planted_ttl is None else int(planted_ttl * 1000))
     started = time.monotonic()
     assert requests.get(server.resource_url, auth=auth, timeout=10).status_code == 200
     assert time.monotonic() - started < 3
-    assert any("planted?" in r.getMessage() for r in caplog.records)
+    assert any("planted" in r.getMessage() for r in caplog.records)
+
+
+def test_redis_error_text_reaches_logs_cleaned_and_bounded(
+    server: OAuthTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis server (or whatever answers on its port) replying with terminal escapes and
+    kilobytes of text: the logged WARNING is one clean, bounded line, and the request
+    succeeds with a token fetched directly."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    reply = b"-ERR \x1b[2J\x1b[31mforged\x1bE2026 INFO line " + b"A" * 5000 + b"\r\n"
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    while conn.recv(65536):
+                        conn.sendall(reply)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        auth = ClientCredentialsAuth(
+            server.token_url, CLIENT_ID, CLIENT_SECRET,
+            cache=RedisTokenCache(f"redis://127.0.0.1:{port}/0", socket_timeout=2))
+        with caplog.at_level(logging.WARNING, logger="requests_oauthcc"):
+            assert requests.get(server.resource_url, auth=auth, timeout=10).status_code == 200
+    finally:
+        listener.close()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("requests_oauthcc")]
+    assert messages
+    for message in messages:
+        assert "\x1b" not in message and "\n" not in message and "forged" in message
+        assert len(message) < 1000
 
 
 # -- 3. a lease does not outlive its holder through fork() ----------------------------------
