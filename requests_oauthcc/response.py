@@ -26,7 +26,7 @@ MAX_JSON_DEPTH = 32
 """JSON nested deeper than this (token response, metadata, cache entry) is refused."""
 
 NOT_JSON = object()
-_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _STATUS_HINTS = {
     401: " (check client_id, client_secret and auth_method)",
     403: " (check that this client may use the client credentials grant)",
@@ -37,21 +37,27 @@ _STATUS_HINTS = {
 def load_json(body: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> object:
     """The decoded JSON document, or :data:`NOT_JSON` for anything that is not one.
 
-    Not UTF-8, not JSON, or nested deeper than ``max_depth`` (checked before decoding, so a
-    hostile answer cannot exhaust the stack), all count as not JSON.
+    Not UTF-8 (JSON exchanged between systems is UTF-8, RFC 8259 §8.1: UTF-16 or UTF-32,
+    which ``json.loads`` would guess, are refused, so that the depth check below sees the
+    same text the parser does), not JSON, or nested deeper than ``max_depth`` (checked
+    before decoding, so a hostile answer cannot exhaust the stack): all count as not JSON.
     """
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return NOT_JSON
     depth = 0
-    for match in _JSON_NESTING.finditer(raw):
+    for match in _JSON_NESTING.finditer(body):
         char = match.group()
-        if char in (b"[", b"{"):
+        if char in "[{":
             depth += 1
             if depth > max_depth:
                 return NOT_JSON
-        elif char in (b"]", b"}"):
+        elif char in "]}":
             depth -= 1
     try:
-        return json.loads(raw)
+        return json.loads(body)
     except (ValueError, RecursionError):
         return NOT_JSON
 

@@ -411,3 +411,18 @@ def test_malformed_responses_over_http(
     with pytest.raises(InvalidTokenResponseError, match=message) as caught:
         session.get(server.resource_url, auth=make_auth())
     assert caught.value.status_code == 200 and caught.value.response is not None
+
+
+def test_json_that_is_not_utf8_is_refused_whatever_its_depth(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """UTF-16 JSON (which json.loads guesses) slipped past the depth check, which reads
+    UTF-8: a body nesting 900 levels deep came back as a Token. JSON that is not UTF-8
+    (RFC 8259 §8.1) is now an unusable answer, at any depth."""
+    deep = "[" * 900 + "]" * 900
+    for document in ('{"access_token": "tok-\u2200", "x": ' + deep + "}",
+                     '{"access_token": "tok-utf16"}'):
+        server.queue_response(200, document.encode("utf-16-le"),
+                              headers={"Content-Type": "application/json"})
+        with pytest.raises(InvalidTokenResponseError, match="not JSON"):
+            make_auth().fetch_token()
