@@ -12,6 +12,7 @@ import argparse
 import datetime
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 
 import requests
 
+from . import __version__
 from .auth import ClientCredentialsAuth
 from .errors import (
     ConfigurationError,
@@ -62,7 +64,7 @@ _OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
     ("--key", None, {"help": "private key (PEM) of --cert"}),
     ("--ca-bundle", None, {"help": "CA bundle to verify the servers with"}),
     ("--timeout", None, {"type": float, "default": 10.0,
-                         "help": "seconds for each token request (default 10)"}),
+                         "help": "seconds bounding each token request whole (default 10)"}),
     ("--insecure-allow-http", None,
      {"action": "store_true", "help": "allow plain http to non-loopback hosts (test rigs)"}),
 ]
@@ -79,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=(
         "OAuth 2.0 Client Credentials for requests. Exit codes: 0 ok, 1 internal error, "
         "2 usage, 3 token endpoint refused, 4 network/TLS failure, 130 interrupted."))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     token = commands.add_parser("token", help="fetch a token and print it",
                                 description="Fetch a token and print it (bare, for "
@@ -88,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_auth_options(token)
     request = commands.add_parser("request", help="make one API call with the auth mounted",
                                   description="Make one call and print the status and body.")
-    request.add_argument("method", help="HTTP method, e.g. GET")
+    request.add_argument("method", type=_method, help="HTTP method, e.g. GET")
     request.add_argument("url", help="the API URL")
     request.add_argument("--data", help="request body; @FILE reads it from a file")
     request.add_argument("--header", "-H", action="append", default=[],
@@ -102,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
 
 class _UsageError(Exception):
     pass
+
+
+def _method(value: str) -> str:
+    """An HTTP method: a token (RFC 9110 §5.6.2), upper-cased."""
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an HTTP method (e.g. GET, POST)")
+    return value.upper()
 
 
 def _secret_option(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
@@ -195,7 +205,7 @@ def _request(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     with _auth_from(args, stdin).make_session() as session:
         if args.ca_bundle:
             session.verify = args.ca_bundle
-        response = session.request(args.method.upper(), args.url, data=data, headers=headers,
+        response = session.request(args.method, args.url, data=data, headers=headers,
                                    timeout=args.timeout)
     for earlier in response.history:
         if args.verbose:
@@ -210,13 +220,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     """Run the command line; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run
-
-        return run()
     commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
-        "token": _token, "request": _request,
+        "token": _token, "request": _request, "demo": _demo,
     }
+    package = logging.getLogger("requests_oauthcc")
+    if not package.handlers:  # without -v, retries logged at WARNING stay off stderr
+        package.addHandler(logging.NullHandler())
     try:
         return commands[args.command](args, out or sys.stdout, stdin or sys.stdin)
     except (_UsageError, OSError, requests.RequestException) as exc:
@@ -230,11 +239,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     return code
 
 
+def _demo(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    from .demo import run
+
+    return run()
+
+
 def _diagnose(exc: BaseException) -> tuple[str, int]:
     """The one-line message and the exit code for an error."""
     if isinstance(exc, (_UsageError, ConfigurationError, InsecureTransportError)):
-        hint = " (or the matching flag: see --help)" if "OAUTH_" in str(exc) else ""
-        return f"{exc}{hint}", EXIT_USAGE
+        text = str(exc).replace("insecure_allow_http=True", "--insecure-allow-http")
+        hint = "; each variable has a matching flag (see --help)" if "OAUTH_" in text else ""
+        return f"{text}{hint}", EXIT_USAGE
     if isinstance(exc, TokenEndpointConnectionError):
         return str(exc), EXIT_NETWORK
     if isinstance(exc, DiscoveryError):

@@ -50,6 +50,19 @@ class FakeClock:
         self.now += seconds
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_proxy_from_the_environment() -> Iterator[None]:
+    """The tests talk to servers on this host only: a proxy set in the developer's
+    environment (as behind a corporate proxy) must not apply, or plain http to them would
+    be refused, as it should be. Tests of the proxy rules set their own variables."""
+    import os
+
+    saved = {name: os.environ.pop(name) for name in list(os.environ)
+             if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    yield
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def server() -> Iterator[OAuthTestServer]:
     with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}) as srv:

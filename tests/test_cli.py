@@ -156,3 +156,28 @@ def test_bad_inputs_end_in_one_line_and_a_documented_exit_code(
         assert result.returncode == 3, result.stderr
         [line] = result.stderr.strip().splitlines()
         assert "Traceback" not in line
+
+
+def test_retries_stay_off_stderr_and_odd_input_is_a_usage_error(
+    server: OAuthTestServer,
+) -> None:
+    """Without -v, the retries' WARNING lines do not reach stderr (the error stays one
+    line); a method that is not an HTTP token is exit 2, not an internal error; --version
+    prints the version."""
+    server.queue_response(503, "busy", count=10)
+    result = run("token", env=base_env(server))
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    odd = run("request", "G ET\r\n", server.resource_url, env=base_env(server))
+    assert odd.returncode == 2 and "is not an HTTP method" in odd.stderr
+    version = run("--version")
+    assert version.returncode == 0 and re.fullmatch(r"requests-oauthcc \d+\.\d+\.\d+\s*",
+                                                    version.stdout)
+
+
+def test_demo_works_behind_a_proxy_set_in_the_environment() -> None:
+    """The demo talks to this host only: an HTTP_PROXY in the environment (as behind a
+    corporate proxy) does not break it (it crashed with a traceback before)."""
+    result = run("demo", env={"HTTP_PROXY": "http://proxy.invalid:3128"})
+    assert result.returncode == 0, result.stderr
+    assert "demo finished: all checks passed" in result.stdout
