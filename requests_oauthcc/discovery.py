@@ -229,10 +229,13 @@ class DiscoveredEndpoint:
                 issuer=self.issuer,
             )
         assert isinstance(token_url, str)
-        if not self._allow_http and sends_in_clear(token_url, self._session):
+        downgrade = self.issuer.lower().startswith("https:") and not token_url.lower(
+        ).startswith("https:")
+        if not self._allow_http and (downgrade or sends_in_clear(token_url, self._session)):
             raise InsecureTransportError(
                 f"the metadata of {self.issuer} names a plain-http token_endpoint "
-                f"{_quoted(token_url)}: the client secret would cross the network in the clear"
+                f"{_quoted(token_url)}: the client secret would leave TLS (an https issuer "
+                "must name an https token endpoint, RFC 6749 §3.2)"
             )
         logger.info("using token endpoint %s with %s", token_url, method)
         return self._build(token_url, method)

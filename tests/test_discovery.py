@@ -317,3 +317,24 @@ def test_from_env_private_key_file(servers: list[OAuthTestServer], tmp_path: Pat
            "OAUTH_PRIVATE_KEY_FILE": str(key_file)}
     ClientCredentialsAuth.from_env(environ=env).fetch_token()
     assert server.token_log[-1].auth_method == "private_key_jwt"
+
+
+def test_an_https_issuer_cannot_send_the_secret_to_a_plain_http_loopback_port(
+    tmp_path: Path,
+) -> None:
+    """The metadata of an https issuer naming a plain-http token endpoint on this host (where
+    any local process may listen) is refused: the secret never leaves TLS, and the plain
+    server gets no request (0.3.0's first cut let loopback pass)."""
+    from .certs import make_pki
+
+    pki = make_pki(tmp_path)
+    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}) as plain, OAuthTestServer(
+        {CLIENT_ID: CLIENT_SECRET}, certfile=pki.server_cert, keyfile=pki.server_key,
+        metadata_overrides={"token_endpoint": plain.token_url},
+    ) as issuer, requests.Session() as session:
+        session.verify = pki.ca
+        auth = ClientCredentialsAuth.from_issuer(issuer.issuer, CLIENT_ID, CLIENT_SECRET,
+                                                 session=session)
+        with pytest.raises(InsecureTransportError, match="https issuer must name an https"):
+            auth.fetch_token()
+        assert plain.token_requests == 0
