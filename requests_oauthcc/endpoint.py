@@ -82,6 +82,10 @@ class TokenEndpoint:
                 token = self._attempt(deadline)
             except TokenEndpointError as exc:
                 delay = self._retry_delay(exc, attempt, deadline)
+                if isinstance(delay, str):
+                    logger.warning("token request to %s failed (attempt %d: %s); not retried: %s",
+                                   self.token_url, attempt, _reason(exc), delay)
+                    raise
                 if delay is None:
                     raise
                 logger.warning(
@@ -102,18 +106,26 @@ class TokenEndpoint:
 
     def _retry_delay(
         self, exc: TokenEndpointError, attempt: int, deadline: float
-    ) -> float | None:
+    ) -> float | str | None:
+        """Seconds to wait before the next attempt; ``None`` when the failure is not
+        transient or the retries are used up; why not, when the server's ``Retry-After``
+        or the deadline forbids a retry the count still allows (logged: it surprises)."""
         transient = (
             isinstance(exc, TokenEndpointConnectionError)
             and not isinstance(exc.__cause__, requests.exceptions.SSLError)  # won't heal
         ) or exc.status_code in self.retry.statuses
-        if not transient:
+        if not transient or self.retry.total == 0:
             return None
         response = exc.response
         retry_after = None if response is None else response.headers.get("Retry-After")
         delay = self.retry.delay(attempt, retry_after)
-        if delay is None or time.monotonic() + delay >= deadline:
-            return None
+        if delay is None:
+            if attempt > self.retry.total:
+                return None  # all retries used: the error raised says the rest
+            return (f"the server asks to wait (Retry-After) longer than retry_after_max="
+                    f"{self.retry.retry_after_max:g}s")
+        if time.monotonic() + delay >= deadline:
+            return f"the next attempt would end after the deadline ({self.retry.deadline:g}s)"
         return delay
 
     def _attempt(self, deadline: float) -> Token:

@@ -88,13 +88,16 @@ def test_retry_after_seconds_is_honoured(make_auth: MakeAuth, server: OAuthTestS
 
 
 def test_retry_after_over_the_cap_ends_retrying(
-    make_auth: MakeAuth, server: OAuthTestServer
+    make_auth: MakeAuth, server: OAuthTestServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A Retry-After longer than retry_after_max is not slept through: the error is raised."""
+    """A Retry-After longer than retry_after_max is not slept through: the error is raised,
+    and a WARNING says why the retries stopped early."""
     server.queue_response(503, "maintenance", headers={"Retry-After": "3600"})
     with pytest.raises(TokenEndpointError, match="503"):
         make_auth(retries=FAST).fetch_token()
     assert server.token_requests == 1
+    assert any("not retried: the server asks to wait (Retry-After) longer than "
+               "retry_after_max=30s" in m for m in messages(caplog, logging.WARNING))
 
 
 def test_retry_after_http_date_is_parsed() -> None:
