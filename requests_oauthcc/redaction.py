@@ -167,6 +167,11 @@ def _variants(secret: str) -> set[str]:
         html.escape(secret),
         unicodedata.normalize("NFKC", secret),  # an echo normalized on the way
     }
+    # What is left of a secret holding control characters once text is cleaned for a
+    # message (or an HTML decoder drops them): shown, it gives the secret away all the same.
+    for shorn in (_clean(secret), "".join(ch for ch in secret if not _is_control(ch))):
+        if len(shorn) >= 4:
+            forms.add(shorn)
     return {form for form in forms if form}
 
 
@@ -279,7 +284,20 @@ def _decoded_views(text: str) -> set[str]:
 
 NO_SECRETS = Redactor(())
 
-_CONTROL = re.compile(r"\s+")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _is_control(ch: str) -> bool:
+    """A control, format or separator character other than the space: what could forge a
+    log line, move a terminal's cursor or reorder text (bidi overrides)."""
+    return ch != " " and unicodedata.category(ch)[0] in "CZ"
+
+
+def _clean(text: str) -> str:
+    """``text`` with each :func:`_is_control` character a space, runs of whitespace folded."""
+    if not text.isprintable():
+        text = "".join(" " if _is_control(ch) else ch for ch in text)
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 def server_text(
@@ -294,11 +312,7 @@ def server_text(
     else it is cut to ``limit`` characters.
     """
     text = value if isinstance(value, str) else str(value)
-    text = redact(text)
-    text = "".join(
-        " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text
-    ) if not text.isprintable() else text
-    text = _CONTROL.sub(" ", text).strip()
+    text = _clean(redact(text))
     # Only the start can be shown; a credential must not straddle the cut, so the window
     # checked is four times what is shown (redaction above shortened nothing further on).
     if redact.hidden_in(text[: 4 * limit + 64]):
