@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -341,6 +340,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return key
 
     def __getstate__(self) -> dict[str, Any]:
+        import pickle
+
         secret = self._options["client_secret"]
         if callable(secret):
             try:
