@@ -21,7 +21,7 @@ from urllib.parse import quote_plus
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
 from .form import check_text
-from .redaction import Secret, SensitiveBytes, SensitiveText
+from .redaction import Secret, SensitiveBytes, SensitiveText, hidden
 
 __all__ = [
     "AUTH_METHODS",
@@ -80,8 +80,11 @@ class ClientAuthMethod(Protocol):
 
 def hold_secret(secret: SecretSource | None) -> SecretSource | None:
     """``secret`` as this package keeps it: a plain string is wrapped in :class:`Secret`
-    (so no ``repr``, log or captured frame shows it); a callable is kept as is."""
-    return Secret(secret) if isinstance(secret, str) else secret
+    (so no ``repr``, log or captured frame shows it); a callable is kept as is; anything
+    else (bytes, say: refused later) is hidden from ``repr`` too."""
+    if isinstance(secret, str):
+        return Secret(secret)
+    return secret if secret is None or callable(secret) else hidden(secret)
 
 
 def resolve_secret(secret: SecretSource) -> SensitiveText:
@@ -89,9 +92,9 @@ def resolve_secret(secret: SecretSource) -> SensitiveText:
 
     Raises :class:`ConfigurationError` when it is not a non-empty string.
     """
-    value = secret() if callable(secret) else secret
+    value = hidden(secret() if callable(secret) else secret)  # no frame shows what came
     if isinstance(value, Secret):
-        value = value.reveal()
+        value = SensitiveText(value.reveal())
     if not isinstance(value, str) or not value:
         raise ConfigurationError(
             "client_secret must be a non-empty str or a callable returning one; "

@@ -86,6 +86,7 @@ def check_text(name: str, value: str) -> str:
     else:
         valid = True
     if not valid:
+        del value  # a captured frame must not show it
         raise ConfigurationError(
             f"{name} is not valid text: it holds a lone surrogate, as Python makes of bytes "
             "that are not UTF-8 (in the environment or the command line); give it as UTF-8"

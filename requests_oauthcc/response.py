@@ -26,7 +26,10 @@ MAX_JSON_DEPTH = 32
 """JSON nested deeper than this (token response, metadata, cache entry) is refused."""
 
 NOT_JSON = object()
-_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A string (its closing quote optional, so that an unclosed one is consumed in one pass:
+# with it required, '"' followed by many '\\"' made every escaped quote start a new scan
+# to the end, quadratic time), or a bracket.
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 _STATUS_HINTS = {
     401: " (check client_id, client_secret and auth_method)",
     403: " (check that this client may use the client credentials grant)",

@@ -414,6 +414,8 @@ def test_private_keys_and_secrets_never_show_in_a_constructor_traceback() -> Non
     garbled = pair.private_pem.replace("A", "*", 40)
     cases: list[dict[str, object]] = [
         {"client_secret": "s3cret-Zq8-value", "scope": [""]},
+        {"client_secret": b"s3cret-Zq8-value"},
+        {"client_secret": "s3cret-Zq8-value\udcff"},
         {"private_key": pair.private_pem, "scope": [""]},
         {"private_key": pair.private_pem.encode(), "scope": [""]},
         {"private_key": jwk, "scope": [""]},
@@ -430,3 +432,16 @@ def test_private_keys_and_secrets_never_show_in_a_constructor_traceback() -> Non
         haystack = "\n".join(visible(caught.value))
         for secret in forbidden:
             assert secret not in haystack, f"{sorted(options)} showed key material"
+
+
+@pytest.mark.parametrize("returned", [b"s3cret-Zq8-value", "s3cret-Zq8-value\udcff", ""])
+def test_a_callable_secret_that_returns_something_unusable_shows_it_nowhere(
+    returned: object,
+) -> None:
+    """At fetch time, a callable secret returning bytes, text that cannot be sent, or
+    nothing: a ConfigurationError whose frames hold no trace of what it returned."""
+    auth = ClientCredentialsAuth("https://auth.example.com/token", CLIENT_ID,
+                                 lambda: returned)  # type: ignore[arg-type]
+    with pytest.raises(requests.RequestException) as caught:
+        auth.fetch_token()
+    assert "s3cret-Zq8" not in "\n".join(visible(caught.value))
