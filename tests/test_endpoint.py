@@ -426,3 +426,19 @@ def test_json_that_is_not_utf8_is_refused_whatever_its_depth(
                               headers={"Content-Type": "application/json"})
         with pytest.raises(InvalidTokenResponseError, match="not JSON"):
             make_auth().fetch_token()
+
+
+def test_a_body_built_to_slow_the_json_checks_is_refused_promptly(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """'"' followed by escaped quotes made the depth check quadratic (13 s for 64 KB after
+    the body was read, beyond any timeout, holding the GIL; about an hour for 1 MiB): a
+    1 MiB one now costs well under a second."""
+    import time
+
+    body = b'"' + b'\\"' * ((1 << 20) // 2 - 1)
+    server.queue_response(200, body, headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    with pytest.raises(InvalidTokenResponseError):
+        make_auth(timeout=2).fetch_token()
+    assert time.monotonic() - started < 10
