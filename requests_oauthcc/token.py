@@ -74,6 +74,9 @@ class Token:
 
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+MAX_TOKEN_CHARS = 16 * 1024
+"""An access token longer than this is refused: no server takes a header that long (most
+stop at 8 KiB), and a huge one would only slow every request and every redaction."""
 
 
 class UnusableToken(ValueError):
@@ -87,12 +90,14 @@ def checked_fields(
 
     The one rule for every token, whether it comes from the token endpoint or from a
     shared cache: ``access_token`` a non-empty string of visible ASCII (it goes in an HTTP
-    header, RFC 6750 §2.1), ``token_type`` Bearer in any case (RFC 6749 §7.1), ``scope`` a
+    header, RFC 6750 §2.1) of at most :data:`MAX_TOKEN_CHARS`, ``token_type`` Bearer in any case (RFC 6749 §7.1), ``scope`` a
     string, a list of strings (joined with spaces) or ``None``. Raises
     :class:`UnusableToken` saying which rule was broken, never quoting the token.
     """
     if not isinstance(access_token, str) or not access_token:
         raise UnusableToken(f"access_token is {_describe_missing(access_token)}")
+    if len(access_token) > MAX_TOKEN_CHARS:
+        raise UnusableToken(f"access_token is longer than {MAX_TOKEN_CHARS} characters")
     if not _HEADER_SAFE.fullmatch(access_token):
         raise UnusableToken("access_token holds characters that cannot go in an HTTP header")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":

@@ -85,3 +85,13 @@ def test_secret_and_sensitive_text_show_nothing() -> None:
     assert text.encode() == b"Bearer tok-Zq8" and text == "Bearer tok-Zq8"
     token = Token(access_token="tok-Zq8")
     assert "tok-Zq8" not in repr(token.authorization) and token.authorization.endswith("Zq8")
+
+
+def test_an_access_token_too_long_for_any_header_is_refused() -> None:
+    """The server may not hand out a megabyte 'token' (each later attempt then spent seconds
+    building its redactor, past the retry deadline): over 16 KiB is unusable."""
+    from requests_oauthcc.token import MAX_TOKEN_CHARS, UnusableToken, checked_fields
+
+    assert checked_fields("a" * MAX_TOKEN_CHARS, "Bearer", None)[0]
+    with pytest.raises(UnusableToken, match="longer than 16384"):
+        checked_fields("%" * (MAX_TOKEN_CHARS + 1), "Bearer", None)
