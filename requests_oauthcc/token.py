@@ -90,8 +90,9 @@ def checked_fields(
 
     The one rule for every token, whether it comes from the token endpoint or from a
     shared cache: ``access_token`` a non-empty string of visible ASCII (it goes in an HTTP
-    header, RFC 6750 §2.1) of at most :data:`MAX_TOKEN_CHARS`, ``token_type`` Bearer in any case (RFC 6749 §7.1), ``scope`` a
-    string, a list of strings (joined with spaces) or ``None``. Raises
+    header, RFC 6750 §2.1) of at most :data:`MAX_TOKEN_CHARS`, ``token_type`` Bearer in any
+    case (RFC 6749 §7.1), ``scope`` a string, a list of strings (joined with spaces) or
+    ``None``. Raises
     :class:`UnusableToken` saying which rule was broken, never quoting the token.
     """
     if not isinstance(access_token, str) or not access_token:
