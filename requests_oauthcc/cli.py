@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import requests
 
@@ -77,8 +77,16 @@ def _add_auth_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, **{**spec, "help": help_text})
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one stderr line (and exit 2), as every error is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {server_text(message, limit=500)} "
+                              "(see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=(
+    parser = _Parser(prog=PROG, description=(
         "OAuth 2.0 Client Credentials for requests. Exit codes: 0 ok, 1 internal error, "
         "2 usage, 3 token endpoint refused, 4 network/TLS failure, 130 interrupted."))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -249,7 +257,8 @@ def _diagnose(exc: BaseException) -> tuple[str, int]:
     """The one-line message and the exit code for an error."""
     if isinstance(exc, (_UsageError, ConfigurationError, InsecureTransportError)):
         text = str(exc).replace("insecure_allow_http=True", "--insecure-allow-http")
-        hint = "; each variable has a matching flag (see --help)" if "OAUTH_" in text else ""
+        hint = "; each variable has a matching flag (see --help)" if "must be set" in text \
+            else ""
         return f"{text}{hint}", EXIT_USAGE
     if isinstance(exc, TokenEndpointConnectionError):
         return str(exc), EXIT_NETWORK

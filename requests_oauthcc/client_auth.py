@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import logging
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,8 @@ __all__ = [
     "make_client_auth",
     "resolve_secret",
 ]
+
+logger = logging.getLogger(__name__)
 
 SecretSource = str | Secret | Callable[[], str]
 """A client secret, or a zero-argument callable returning it (read at each token request)."""
@@ -391,14 +394,25 @@ def make_client_auth(auth_method: str, credentials: ClientCredentials) -> Client
     if isinstance(secret, Secret):
         check_text("client_secret", secret.reveal())
     if auth_method == "client_secret_jwt":
-        require_pyjwt()
-        alg = credentials.signing_alg or "HS256"
-        if alg not in HMAC_ALGS:
-            raise ConfigurationError(
-                f"signing_alg {alg!r} does not fit client_secret_jwt; use one of: "
-                f"{', '.join(HMAC_ALGS)}"
-            )
-        return ClientSecretJWT(secret, alg, credentials.assertion_audience)
+        return _client_secret_jwt(secret, credentials)
     if auth_method == "client_secret_post":
         return ClientSecretPost(secret)
     return ClientSecretBasic(secret)
+
+
+def _client_secret_jwt(secret: SecretSource, credentials: ClientCredentials) -> ClientSecretJWT:
+    """``client_secret_jwt`` with the HMAC algorithm asked for (HS256 by default)."""
+    require_pyjwt()
+    alg = credentials.signing_alg or "HS256"
+    if alg not in HMAC_ALGS:
+        raise ConfigurationError(
+            f"signing_alg {alg!r} does not fit client_secret_jwt; use one of: "
+            f"{', '.join(HMAC_ALGS)}"
+        )
+    if isinstance(secret, Secret) and len(secret.reveal().encode()) * 8 < int(alg[2:]):
+        logger.warning(
+            "client_secret_jwt with a secret shorter than %s bits: RFC 7518 §3.2 asks for "
+            "an HMAC key at least as long as the hash; ask the server for a longer secret",
+            alg[2:],
+        )
+    return ClientSecretJWT(secret, alg, credentials.assertion_audience)

@@ -170,6 +170,9 @@ def test_retries_stay_off_stderr_and_odd_input_is_a_usage_error(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     odd = run("request", "G ET\r\n", server.resource_url, env=base_env(server))
     assert odd.returncode == 2 and "is not an HTTP method" in odd.stderr
+    assert len(odd.stderr.strip().splitlines()) == 1, odd.stderr  # argparse's usage too
+    unknown = run("bogus")
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
     version = run("--version")
     assert version.returncode == 0 and re.fullmatch(r"requests-oauthcc \d+\.\d+\.\d+\s*",
                                                     version.stdout)

@@ -235,3 +235,26 @@ def test_missing_extra_names_it() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert "pip install 'requests-oauthcc[jwt]'" in out.stdout
+
+
+def test_a_short_hmac_secret_is_logged_not_raised_when_warnings_are_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """client_secret_jwt with a secret shorter than the hash: PyJWT's warning escaped as a
+    non-OAuthError under `-W error`; now the assertion is signed, and one WARNING when the
+    auth is built says the secret is weak (RFC 7518 §3.2). (Unit level: the test server's
+    own PyJWT would raise the same warning under a process-wide filter.)"""
+    import logging
+    import warnings
+
+    from requests_oauthcc._jwt import SigningKey, sign_assertion
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assertion = sign_assertion(SigningKey(b"short-secret", "HS256"), client_id=CLIENT,
+                                   audience="https://as.example/token", lifetime=60)
+    assert assertion.count(".") == 2
+    with caplog.at_level(logging.WARNING, logger="requests_oauthcc"):
+        ClientCredentialsAuth("https://as.example/token", CLIENT, "short-secret",
+                              auth_method="client_secret_jwt")
+    assert any("shorter than 256 bits" in r.getMessage() for r in caplog.records)
