@@ -26,7 +26,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, SupportsIndex
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
+from urllib.parse import quote, quote_plus
+
+from ._echoes import decoded_views
 
 __all__ = [
     "REDACTED",
@@ -209,6 +211,7 @@ class Redactor:
             for form in sorted(_variants(value), key=len, reverse=True):
                 patterns[_pattern(form, strong)] = None
         self._regex = re.compile("|".join(patterns)) if patterns else None
+        self._folded = re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
 
     def __call__(self, text: str) -> str:
         """``text`` with every credential it holds, in a known encoding, cut out."""
@@ -217,11 +220,11 @@ class Redactor:
         return self._regex.sub(REDACTED, text)
 
     def hidden_in(self, text: str) -> bool:
-        """Whether some decoding of ``text`` (:func:`_decoded_views`) shows a credential:
-        one echoed in an encoding :meth:`__call__` does not know, or a short one glued to
-        an escape sequence."""
-        regex = self._regex
-        return regex is not None and any(regex.search(view) for view in _decoded_views(text))
+        """Whether some decoding of ``text`` (:func:`~requests_oauthcc._echoes.decoded_views`)
+        shows a credential, in any letter case: one echoed in an encoding :meth:`__call__`
+        does not know, or a short one glued to an escape sequence."""
+        regex = self._folded
+        return regex is not None and any(regex.search(view) for view in decoded_views(text))
 
     def __repr__(self) -> str:
         return "Redactor()"
@@ -256,32 +259,6 @@ def without_frames(exc: BaseException) -> BaseException:
     return exc
 
 
-_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
-_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
-                "t": "\t"}
-
-
-def _json_unescape(text: str) -> str:
-    """JSON string escapes decoded, ``\\uXXXX`` in either case, surrogate pairs joined."""
-    decoded = _JSON_ESCAPE.sub(
-        lambda m: chr(int(m.group(1), 16)) if m.group(1) else _JSON_SIMPLE[m.group(2)], text)
-    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _decoded_views(text: str) -> set[str]:
-    """``text`` decoded in each way (and each pair of ways) a server may have encoded an
-    echo: percent-decoding (``+`` as space or not), HTML entities, JSON escapes; and each
-    of those NFKC-normalized."""
-    from html import unescape
-
-    decoders = (unquote, unquote_plus, unescape, _json_unescape)
-    views = {text}
-    for _ in range(2):  # two layers, e.g. percent-encoding inside an HTML page
-        views |= {decode(view) for view in list(views) for decode in decoders}
-    views |= {unicodedata.normalize("NFKC", view) for view in list(views)}
-    return views
-
-
 NO_SECRETS = Redactor(())
 
 _WHITESPACE = re.compile(r"\s+")
@@ -311,11 +288,13 @@ def server_text(
     credential (:meth:`Redactor.hidden_in`), the text is withheld whole (:data:`WITHHELD`);
     else it is cut to ``limit`` characters.
     """
-    text = value if isinstance(value, str) else str(value)
-    text = _clean(redact(text))
+    raw = redact(value if isinstance(value, str) else str(value))
+    text = _clean(raw)
     # Only the start can be shown; a credential must not straddle the cut, so the window
     # checked is four times what is shown (redaction above shortened nothing further on).
-    if redact.hidden_in(text[: 4 * limit + 64]):
+    # Before cleaning too: a zero-width space inside an echo becomes a space when cleaned.
+    window = 4 * limit + 64
+    if redact.hidden_in(text[:window]) or redact.hidden_in(raw[:window]):
         return WITHHELD
     if len(text) > limit:
         text = text[:limit] + "..."

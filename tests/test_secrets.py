@@ -132,6 +132,8 @@ def basic_value(secret: str) -> str:
 # -- scenarios: each drives one path; most end in an error ----------------------------------
 
 Scenario = Callable[[OAuthTestServer, ClientCredentialsAuth, str], None]
+ALSO_SEEN: list[str] = []
+"""Visible texts of errors a scenario caught itself (checked with the rest)."""
 
 
 def happy_path_with_401_retry(server: OAuthTestServer, auth: ClientCredentialsAuth,
@@ -184,12 +186,27 @@ def foreign_encodings(secret: str) -> list[str]:
     entities = "".join(ch if ch.isalnum() else f"&#x{ord(ch):X};" for ch in secret)
     uri = quote(secret, safe="!'()*-._~")
     php = quote_plus(secret, safe="").replace("~", "%7E").replace("-", "%2D")
-    return [go, upper, entities, uri, php, "\\n" + secret, "%20" + secret]
+    x_escapes = "".join(ch if ch.isalnum() else f"\\x{ord(ch):02x}" if ord(ch) < 256
+                        else f"\\u{{{ord(ch):x}}}" for ch in secret)
+    mojibake = secret.encode().decode("latin-1")
+    body = base64.b64encode(f"grant_type=client_credentials&client_secret="
+                            f"{quote_plus(secret)}".encode()).decode()
+    split = f"<b>{secret[:3]}</b>{secret[3:]}"
+    zero_width = secret[:3] + "\u200b" + secret[3:]
+    hexed = secret.encode().hex()
+    return [go, upper, entities, uri, php, "\\n" + secret, "%20" + secret, x_escapes,
+            mojibake, body, split, zero_width, hexed, secret.upper()]
 
 
 def page_with_foreign_encodings(server: OAuthTestServer, auth: ClientCredentialsAuth,
                                 secret: str) -> None:
-    server.queue_response(400, " | ".join(foreign_encodings(secret)), count=5)
+    for encoded in foreign_encodings(secret):  # one per answer: each must be caught alone
+        server.queue_response(400, f"bad credentials: {encoded}", count=2)
+        try:
+            auth.fetch_token()
+        except requests.RequestException as exc:
+            ALSO_SEEN.extend(visible(exc))
+    server.queue_response(400, "the last one", count=2)
     auth.fetch_token()
 
 
@@ -279,6 +296,7 @@ def run_scenario(name: str, method: str, secret: str) -> None:
         auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, secret, auth_method=method,
                                      retries=FAST, timeout=0.3, clock=clock)
         texts: list[str] = []
+        ALSO_SEEN.clear()
         try:
             SCENARIOS[name](server, auth, secret)
         except requests.RequestException as exc:
@@ -287,7 +305,7 @@ def run_scenario(name: str, method: str, secret: str) -> None:
             assert name == "happy path and 401 retry", "every other scenario must raise"
         if name == "500 page echoing the request":
             texts += cli_token(secret, method)
-        texts += [*logs.texts, repr(auth), repr(auth.token)]
+        texts += [*ALSO_SEEN, *logs.texts, repr(auth), repr(auth.token)]
         haystack = "\n".join(texts)
         if name != "plain http to remote API":  # refused before any I/O
             assert logs.texts, "DEBUG logging produced records"
