@@ -14,12 +14,17 @@ from typing import TypeVar
 from .cache import CacheEntry, CacheError, Lease, TokenCache, encode_record, fingerprint
 from .response import NOT_JSON, load_json
 from .token import Token, UnusableToken, token_from_record, token_to_record
+from .transport import Watchdog
 
 __all__ = ["SharedTokenSource"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+CACHE_OPERATION_SECONDS = 5.0
+"""A shared-cache operation taking longer than this (seconds, whole) is abandoned: the
+token is then fetched directly."""
 
 
 class SharedTokenSource:
@@ -88,14 +93,20 @@ class SharedTokenSource:
         A hostile or broken store may make a backend raise anything (``OSError``,
         ``UnicodeError``, ``RecursionError``, ``ValueError``, a client library's errors);
         none of it may fail the request. The message names the exception type only: its
-        text could quote the stored entry.
+        text could quote the stored entry. Each operation is bounded in time, whole
+        (:data:`CACHE_OPERATION_SECONDS`): a store that trickles its answer (a socket
+        timeout bounds each read, not the call) has its socket shut down.
         """
+        watchdog = Watchdog(time.monotonic() + CACHE_OPERATION_SECONDS)
         try:
-            return operation()
+            with watchdog:
+                return operation()
         except CacheError:
             raise
         except Exception as exc:
-            raise CacheError(f"the cache raised {type(exc).__name__}") from exc
+            late = (f" (no answer within {CACHE_OPERATION_SECONDS:g}s)"
+                    if watchdog.interrupted else "")
+            raise CacheError(f"the cache raised {type(exc).__name__}{late}") from exc
 
     def _fetch_shared(self, key: str, rejected: Token | None) -> Token:
         rejected_print = None if rejected is None else fingerprint(rejected.access_token)

@@ -74,7 +74,14 @@ from .redaction import (
     without_frames,
 )
 
-__all__ = ["MAX_BODY_BYTES", "Timeout", "exchange", "total_seconds", "without_credentials"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Timeout",
+    "Watchdog",
+    "exchange",
+    "total_seconds",
+    "without_credentials",
+]
 
 MAX_BODY_BYTES = 1 << 20
 """An answer larger than this (1 MiB, after decompression) is not read."""
@@ -160,7 +167,7 @@ def exchange(
     response: requests.Response | None = None
     body: bytes | None = None
     failure: BaseException | None = None
-    with _Watchdog(end, sys._getframe()) as watchdog:
+    with Watchdog(end) as watchdog:
         try:
             response = _send(session, method, url, data=data, headers=headers, cert=cert,
                              timeout=_per_operation(timeout, allowed), scrub=scrub)
@@ -276,23 +283,26 @@ def _hygienic(
             exc.request = scrub(exc.request)
 
 
-class _Watchdog:
-    """Shuts down the socket the calling thread is blocked on, once ``end`` has passed.
+class Watchdog:
+    """``with Watchdog(end):`` shuts down the socket the calling thread is blocked on, once
+    ``end`` (a :func:`time.monotonic` value) has passed.
 
-    ``frame`` is the frame of :func:`exchange`: only sockets held by the frames above it
-    (the call in progress) are touched. Interrupts again every 50 ms until the exchange
-    ends, in case an adapter retries on a new connection.
+    Only sockets held by the frames of calls made inside the ``with`` block (above the
+    frame that built the watchdog) are touched. Interrupts again every 50 ms until the
+    block ends, in case a client retries on a new connection. ``interrupted`` says whether
+    it had to. Used for requests to the authorization server (:func:`exchange`) and for
+    shared-cache operations (a Redis that trickles its answer).
     """
 
-    def __init__(self, end: float, frame: FrameType) -> None:
+    def __init__(self, end: float, frame: FrameType | None = None) -> None:
         self.interrupted = False
         self._end = end
-        self._frame: FrameType | None = frame
+        self._frame: FrameType | None = frame or sys._getframe(1)
         self._thread_id = threading.get_ident()
         self._done = threading.Event()
         self._lock = threading.Lock()
 
-    def __enter__(self) -> _Watchdog:
+    def __enter__(self) -> Watchdog:
         threading.Thread(target=self._watch, name="requests-oauthcc-deadline",
                          daemon=True).start()
         return self

@@ -427,6 +427,60 @@ def test_planted_redis_lease_without_expiry_delays_nothing(
     assert any("planted" in r.getMessage() for r in caplog.records)
 
 
+def test_a_redis_trickling_its_answer_holds_a_fetch_no_longer_than_the_bound(
+    server: OAuthTestServer,
+) -> None:
+    """A store answering every command but trickling its reply to a read one byte every
+    0.5 s: socket_timeout bounds each read, not the call, so on 0.3.0's first cut the fetch
+    waited as long as the store liked; each cache operation is now bounded whole."""
+    import socket
+    import threading
+
+    from requests_oauthcc.shared import CACHE_OPERATION_SECONDS
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            while not stop.is_set():
+                data = conn.recv(65536)
+                if not data:
+                    return
+                if b"HELLO" in data:
+                    conn.sendall(b"%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n")
+                elif b"GETRANGE" in data or b"GET" in data:
+                    conn.sendall(b"$100000\r\n")
+                    while not stop.wait(0.5):
+                        conn.sendall(b"x")
+                    return
+                else:
+                    conn.sendall(b"+OK\r\n" * max(1, data.count(b"\r\n*")))
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        auth = ClientCredentialsAuth(
+            server.token_url, CLIENT_ID, CLIENT_SECRET,
+            cache=RedisTokenCache(f"redis://127.0.0.1:{port}/0", socket_timeout=1))
+        started = time.monotonic()
+        assert auth.fetch_token().access_token
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert elapsed < CACHE_OPERATION_SECONDS * 2 + 5
+    assert server.token_requests == 1
+
+
 def test_redis_error_text_reaches_logs_cleaned_and_bounded(
     server: OAuthTestServer, caplog: pytest.LogCaptureFixture
 ) -> None:
