@@ -85,10 +85,11 @@ def sends_in_clear(url: str, session: requests.Session | None = None) -> bool:
 def clear_text_reason(url: str) -> str:
     """Why :func:`sends_in_clear` is true for ``url``, for error messages (no proxy URL,
     which may hold the proxy's password)."""
-    if is_loopback_host(parse_url(url).host):
+    host = parse_url(url).host
+    if is_loopback_host(host):
         return ("it is plain http, and requests would send it through a proxy (the "
                 "environment's http_proxy/all_proxy or the Session's proxies), which reads "
-                "it; exempt the host with NO_PROXY, or use https")
+                f"it; exempt the host (NO_PROXY={(host or '').strip('[]')}), or use https")
     return "it is plain http to a host that is not localhost, 127.0.0.0/8 or ::1; use https"
 
 

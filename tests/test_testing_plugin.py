@@ -48,3 +48,14 @@ def test_nothing_is_registered_without_asking(pytester: pytest.Pytester) -> None
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'oauth_server' not found*"])
+
+
+def test_fixtures_work_behind_a_proxy_set_in_the_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user behind a corporate proxy (HTTP_PROXY exported) gets working fixtures: the
+    server's host is exempted for the test (every oauth_auth test errored in setup)."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    pytester.makepyfile(USER_TEST)
+    result = pytester.runpytest_subprocess("-p", "requests_oauthcc.testing")
+    result.assert_outcomes(passed=1)
