@@ -47,6 +47,7 @@ I/O outside Python sockets is bounded only by the per-operation timeouts.
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import sys
 import threading
@@ -186,7 +187,7 @@ def exchange(
     if failure is not None:
         what = type(failure).__name__
         if response is None:
-            message = f"could not reach {url}: {what}: {server_text(str(failure), redact)}"
+            message = f"could not reach {url}: {what} ({_root_cause(failure, redact)})"
         else:
             message = f"{url} broke off its answer: {what}"
         raise fail(message, response) from failure
@@ -281,6 +282,23 @@ def _hygienic(
             exc.request, requests.PreparedRequest
         ):
             exc.request = scrub(exc.request)
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]{0,200} at 0x[0-9a-f]+>: |\w+Pool\([^()]{0,200}\): ")
+
+
+def _root_cause(error: BaseException, redact: Redactor) -> str:
+    """What went wrong at the bottom of ``error``'s chain (``Connection refused``, a name
+    that does not resolve), without urllib3's wrappers (``Max retries exceeded``...)."""
+    root = error
+    while True:
+        inner = getattr(root, "reason", None) or root.__cause__ or next(
+            (a for a in root.args if isinstance(a, BaseException)), None)
+        if not isinstance(inner, BaseException) or inner is root:
+            break
+        root = inner
+    text = _OBJECT_REPR.sub("", str(root)) or type(root).__name__
+    return server_text(f"{type(root).__name__}: {text}", redact)
 
 
 class Watchdog:

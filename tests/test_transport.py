@@ -283,3 +283,18 @@ def test_session_hooks_see_a_scrubbed_request(server: OAuthTestServer) -> None:
     for request in seen:
         assert "Authorization" not in request.headers
         assert CLIENT_SECRET not in str(request.body)
+
+
+def test_an_unreachable_endpoint_is_named_by_its_root_cause() -> None:
+    """A newcomer saw '...Failed to establish a new connection: [Errn...': urllib3's
+    wrappers filled the bounded message. The message now ends with the root cause."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    auth = ClientCredentialsAuth(f"http://127.0.0.1:{port}/token", "c", "s", retries=0)
+    with pytest.raises(TokenEndpointConnectionError) as caught:
+        auth.fetch_token()
+    assert str(caught.value).endswith(
+        "(ConnectionRefusedError: [Errno 111] Connection refused)"), str(caught.value)
