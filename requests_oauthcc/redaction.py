@@ -28,8 +28,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, SupportsIndex
 from urllib.parse import quote, quote_plus
 
-from ._echoes import decoded_views
-
 __all__ = [
     "REDACTED",
     "WITHHELD",
@@ -224,7 +222,11 @@ class Redactor:
         shows a credential, in any letter case: one echoed in an encoding :meth:`__call__`
         does not know, or a short one glued to an escape sequence."""
         regex = self._folded
-        return regex is not None and any(regex.search(view) for view in decoded_views(text))
+        if regex is None:
+            return False
+        from ._echoes import decoded_views  # error paths only: not on import
+
+        return any(regex.search(view) for view in decoded_views(text))
 
     def __repr__(self) -> str:
         return "Redactor()"

@@ -136,6 +136,9 @@ class RedisProcess:
         import signal
         import subprocess
 
+        client = getattr(self, "client", None)  # not set if the server never came up
+        if client is not None:
+            client.close()  # its pooled connections, before the server goes
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             try:
@@ -176,3 +179,16 @@ def start_redis(tmp_path: Any) -> Iterator[Callable[[], RedisProcess]]:
 @pytest.fixture
 def redis_server(start_redis: Callable[[], RedisProcess]) -> RedisProcess:
     return start_redis()
+
+
+Spec = tuple[str, str]
+"""A shared cache to build in any process: ("file", directory) or ("redis", url)."""
+
+
+@pytest.fixture(params=["file", "redis"])
+def spec(request: pytest.FixtureRequest, tmp_path: Any) -> Spec:
+    """Each shared-cache backend in turn: a fresh directory, or a fresh redis-server."""
+    if request.param == "file":
+        return ("file", str(tmp_path / "tokens"))
+    redis: RedisProcess = request.getfixturevalue("redis_server")
+    return ("redis", redis.url)

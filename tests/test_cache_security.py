@@ -50,20 +50,11 @@ from requests_oauthcc.cache_key import (
 from requests_oauthcc.client_auth import SecretFile
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, RedisProcess
+from .conftest import CLIENT_ID, CLIENT_SECRET, RedisProcess, Spec
 from .keys import rsa_pair
 from .workers import fetch_slowly_then_fork, hold_lock_file, use_cache
 
-Spec = tuple[str, str]
 PLANTED = "planted-token-Xq7"  # distinctive, so that log and header checks can look for it
-
-
-@pytest.fixture(params=["file", "redis"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
-    if request.param == "file":
-        return ("file", str(tmp_path / "tokens"))
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    return ("redis", server.url)
 
 
 def make(spec: Spec, lease_ttl: float = 5.0) -> TokenCache:
@@ -443,7 +434,7 @@ def test_a_redis_trickling_its_answer_holds_a_fetch_no_longer_than_the_bound(
     stop = threading.Event()
 
     def answer(conn: socket.socket) -> None:
-        with conn:
+        with conn, contextlib.suppress(OSError):  # the client hangs up: done
             while not stop.is_set():
                 data = conn.recv(65536)
                 if not data:
@@ -458,25 +449,31 @@ def test_a_redis_trickling_its_answer_holds_a_fetch_no_longer_than_the_bound(
                 else:
                     conn.sendall(b"+OK\r\n" * max(1, data.count(b"\r\n*")))
 
+    threads: list[threading.Thread] = []
+
     def serve() -> None:
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            thread = threading.Thread(target=answer, args=(conn,), daemon=True)
+            threads.append(thread)
+            thread.start()
 
     threading.Thread(target=serve, daemon=True).start()
+    cache = RedisTokenCache(f"redis://127.0.0.1:{port}/0", socket_timeout=1)
     try:
-        auth = ClientCredentialsAuth(
-            server.token_url, CLIENT_ID, CLIENT_SECRET,
-            cache=RedisTokenCache(f"redis://127.0.0.1:{port}/0", socket_timeout=1))
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, cache=cache)
         started = time.monotonic()
         assert auth.fetch_token().access_token
         elapsed = time.monotonic() - started
     finally:
         stop.set()
         listener.close()
+        cache._client.close()  # its connections, so that none is left for the collector
+        for thread in threads:
+            thread.join(5)
     assert elapsed < CACHE_OPERATION_SECONDS * 2 + 5
     assert server.token_requests == 1
 
@@ -507,15 +504,17 @@ def test_redis_error_text_reaches_logs_cleaned_and_bounded(
                 except OSError:
                     pass
 
-    threading.Thread(target=serve, daemon=True).start()
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    cache = RedisTokenCache(f"redis://127.0.0.1:{port}/0", socket_timeout=2)
     try:
-        auth = ClientCredentialsAuth(
-            server.token_url, CLIENT_ID, CLIENT_SECRET,
-            cache=RedisTokenCache(f"redis://127.0.0.1:{port}/0", socket_timeout=2))
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, cache=cache)
         with caplog.at_level(logging.WARNING, logger="requests_oauthcc"):
             assert requests.get(server.resource_url, auth=auth, timeout=10).status_code == 200
     finally:
+        cache._client.close()  # the server's recv then ends: no socket left open
         listener.close()
+        serving.join(5)
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("requests_oauthcc")]
     assert messages
     for message in messages:

@@ -20,19 +20,10 @@ import requests
 from requests_oauthcc import ClientCredentialsAuth, FileTokenCache, RedisTokenCache
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, RedisProcess
+from .conftest import CLIENT_ID, CLIENT_SECRET, RedisProcess, Spec
 from .workers import hammer, hold_lease_forever, make_cache
 
-Spec = tuple[str, str]
 FORK_WARNING = "ignore:This process .* is multi-threaded:DeprecationWarning"
-
-
-@pytest.fixture(params=["file", "redis"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
-    if request.param == "file":
-        return ("file", str(tmp_path / "tokens"))
-    redis: RedisProcess = request.getfixturevalue("redis_server")
-    return ("redis", redis.url)
 
 
 def run_fleet(

@@ -22,7 +22,7 @@ from requests_oauthcc._urls import is_loopback_host, proxy_for, sends_in_clear
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
-from .forward_proxy import ForwardProxy
+from .proxy import ForwardProxy
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 
