@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LEEWAY: Final = 30.0
 DEFAULT_TIMEOUT: Final = 10.0
-"""At most this much of a 401's body is read before the retry; a longer one is not drained."""
 
 
 class ClientCredentialsAuth(requests.auth.AuthBase):
