@@ -53,6 +53,18 @@ class LoopbackProxy:
     def handle(self, client: socket.socket) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def read_head(client: socket.socket) -> bytes | None:
+        """What the client sent up to the end of its head (maybe more); ``None`` if it hung
+        up first."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = client.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
 
 class ConnectProxy(LoopbackProxy):
     def __init__(self, target_port: int) -> None:
@@ -61,12 +73,9 @@ class ConnectProxy(LoopbackProxy):
         super().__init__()
 
     def handle(self, client: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = client.recv(4096)
-            if not chunk:
-                return
-            head += chunk
+        head = self.read_head(client)
+        if head is None:
+            return
         method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
         if method != "CONNECT":
             client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
@@ -101,12 +110,9 @@ class ForwardProxy(LoopbackProxy):
 
     def handle(self, client: socket.socket) -> None:
         client.settimeout(10)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = client.recv(65536)
-            if not chunk:
-                return
-            data += chunk
+        data = self.read_head(client)
+        if data is None:
+            return
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         length = next((int(line.split(b":", 1)[1]) for line in lines[1:]
