@@ -25,6 +25,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import Any, SupportsIndex
 from urllib.parse import quote, quote_plus
 
@@ -200,16 +201,27 @@ class Redactor:
     """
 
     def __init__(self, secrets: Iterable[str | Secret | None]) -> None:
+        # Only kept: the patterns are built on first use, as most token requests succeed
+        # and never show server text.
+        self._secrets = [reveal(item) for item in secrets if item is not None and reveal(item)]
+
+    @cached_property
+    def _alternatives(self) -> str | None:
         patterns: dict[str, None] = {}
-        for item in secrets:
-            value = reveal(item) if item is not None else ""
-            if not value:
-                continue
+        for value in self._secrets:
             strong = len(value) >= _STRONG
             for form in sorted(_variants(value), key=len, reverse=True):
                 patterns[_pattern(form, strong)] = None
-        self._regex = re.compile("|".join(patterns)) if patterns else None
-        self._folded = re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
+        return "|".join(patterns) or None
+
+    @cached_property
+    def _regex(self) -> re.Pattern[str] | None:
+        return None if self._alternatives is None else re.compile(self._alternatives)
+
+    @cached_property
+    def _folded(self) -> re.Pattern[str] | None:
+        alternatives = self._alternatives
+        return None if alternatives is None else re.compile(alternatives, re.IGNORECASE)
 
     def __call__(self, text: str) -> str:
         """``text`` with every credential it holds, in a known encoding, cut out."""
