@@ -169,19 +169,21 @@ class TokenEndpoint:
             status_code=None if response is None else response.status_code,
         )
 
+    def _form(self, parts: ClientAuthParts) -> list[tuple[str, str]]:
+        """The token request's fields (RFC 6749 §4.4.2), client authentication included."""
+        return [("grant_type", "client_credentials"), *self.form, *parts.form]
+
     def _body(self, parts: ClientAuthParts) -> SensitiveText:
         """The form-encoded token request, as text whose repr shows no credential."""
-        form = [("grant_type", "client_credentials"), *self.form, *parts.form]
-        return SensitiveText(urlencode(form))
+        return SensitiveText(urlencode(self._form(parts)))
 
     def _scrubbed(
         self, request: requests.PreparedRequest, parts: ClientAuthParts
     ) -> requests.PreparedRequest:
         """A copy of a token request without its credentials, safe to hand out with errors."""
         copy = without_credentials(request)
-        form = [("grant_type", "client_credentials"), *self.form, *parts.form]
         copy.body = urlencode(
-            [(k, REDACTED if k in _SENSITIVE_FIELDS else v) for k, v in form]
+            [(k, REDACTED if k in _SENSITIVE_FIELDS else v) for k, v in self._form(parts)]
         )
         return copy
 
