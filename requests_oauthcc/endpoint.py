@@ -65,6 +65,8 @@ class TokenEndpoint:
     _recent: deque[str] = field(
         default_factory=lambda: deque(maxlen=2), init=False, repr=False, compare=False)
     """The last tokens issued, redacted too from what the server says next."""
+    _noticed: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    """What was already logged as a WARNING about this endpoint's answers: once is enough."""
 
     def fetch(self) -> Token:
         """Request a new token, retrying transient failures as ``retry`` allows.
@@ -152,7 +154,8 @@ class TokenEndpoint:
             token = interpret_token_response(
                 response, body, redact=redact, issued_at=issued_at,
                 requested_scope=self.requested_scope, default_lifetime=self.default_lifetime,
-                token_url=self.token_url,
+                token_url=self.token_url, notice=self._notice,
+                invalid_client_hint=parts.invalid_client_hint,
             )
         except TokenEndpointError as exc:
             # The parser's frames hold the decoded answer (a live token, an echoed secret)
@@ -160,6 +163,12 @@ class TokenEndpoint:
             raise without_frames(exc) from None
         self._recent.append(token.access_token)
         return token
+
+    def _notice(self, message: str) -> None:
+        """Log ``message`` as a WARNING the first time this endpoint's answers call for it."""
+        if message not in self._noticed:
+            self._noticed.add(message)
+            logger.warning("%s", message)
 
     def _unreachable(
         self, message: str, response: requests.Response | None

@@ -74,8 +74,15 @@ def interpret_token_response(
     requested_scope: str | None,
     default_lifetime: float | None,
     token_url: str,
+    notice: Callable[[str], None] | None = None,
+    invalid_client_hint: str = "",
 ) -> Token:
     """The token in ``response`` (whose ``body`` was read), or the error it stands for.
+
+    ``notice`` receives what is worth a warning about a usable answer (see
+    :func:`parse_token_response`). ``invalid_client_hint`` ends the message of an
+    ``invalid_client`` error or of a 401 without an OAuth error (the client authentication
+    method's advice).
 
     Raises :class:`~requests_oauthcc.errors.TokenError` (an RFC 6749 §5.2 error, also in
     a 2xx), :class:`~requests_oauthcc.errors.TokenEndpointError` (a redirect, another
@@ -94,9 +101,12 @@ def interpret_token_response(
         )
     payload = load_json(body)
     if isinstance(payload, dict) and "error" in payload:
-        raise token_error(payload, where, redact, token_url, response)
+        raise token_error(payload, where, redact, token_url, response,
+                          invalid_client_hint=invalid_client_hint)
     if not 200 <= status < 300:
         hint = _STATUS_HINTS.get(status, "")
+        if status == 401 and invalid_client_hint:
+            hint = f" ({invalid_client_hint})"
         raise TokenEndpointError(
             f"{where} without an OAuth error{hint}: {_excerpt(body, redact)}",
             token_url=token_url, status_code=status, response=response,
@@ -110,6 +120,7 @@ def interpret_token_response(
     return parse_token_response(
         payload, issued_at=issued_at, requested_scope=requested_scope,
         default_lifetime=default_lifetime, token_url=token_url, response=response,
+        notice=notice,
     )
 
 
@@ -121,14 +132,18 @@ def parse_token_response(
     default_lifetime: float | None = None,
     token_url: str = "(unknown)",
     response: requests.Response | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Token:
     """A :class:`Token` from a decoded RFC 6749 §5.1 response, or a typed error.
 
-    Lenient where real servers differ harmlessly: ``token_type`` in any case (and
-    ``Bearer`` when missing), ``expires_in`` as a number or a numeric string, ``scope`` as
-    a string or a list of strings. Strict where a mistake would hurt: the rules of
-    :func:`~requests_oauthcc.token.checked_fields`, and a lifetime that is not a positive
-    finite number.
+    Lenient where real servers differ harmlessly: ``token_type`` in any case or spelled as
+    API gateways do (:data:`~requests_oauthcc.token.BEARER_ALIASES`; ``Bearer`` when
+    missing), ``expires_in`` as a number or a numeric string, ``scope`` as a string or a
+    list of strings, and ``expires_in`` of ``0`` (which RFC 6749's grammar allows and
+    several servers send for tokens that do not expire) taken as no lifetime given:
+    ``default_lifetime``, or used until rejected; ``notice`` is told so. Strict where a
+    mistake would hurt: the rules of :func:`~requests_oauthcc.token.checked_fields`, and a
+    lifetime that is negative or not a finite number.
     """
     status = None if response is None else response.status_code
 
@@ -150,7 +165,18 @@ def parse_token_response(
         )
     except UnusableToken as exc:
         raise malformed(str(exc)) from None
-    lifetime = _lifetime(payload.get("expires_in"), default_lifetime, malformed)
+    lifetime = _lifetime(payload.get("expires_in"), malformed)
+    if lifetime == 0:
+        if notice is not None:
+            notice(
+                f"the token endpoint {token_url} answered expires_in 0, taken as no lifetime "
+                "given: " + ("the token is used until the API rejects it" if default_lifetime
+                             is None else f"the token is used for default_lifetime="
+                             f"{default_lifetime:g}s")
+            )
+        lifetime = None
+    if lifetime is None:
+        lifetime = default_lifetime
     return Token(
         access_token=access_token,
         token_type=token_type,
@@ -161,11 +187,10 @@ def parse_token_response(
     )
 
 
-def _lifetime(
-    value: object, default: float | None, malformed: Callable[[str], Exception]
-) -> float | None:
+def _lifetime(value: object, malformed: Callable[[str], Exception]) -> float | None:
+    """``expires_in`` in seconds (``0`` included), ``None`` when absent."""
     if value is None:
-        return default
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise malformed(f"expires_in must be a number of seconds, got {json_kind(value)}")
     if isinstance(value, str):
@@ -177,8 +202,8 @@ def _lifetime(
         seconds = float(value)
     except OverflowError:
         seconds = math.inf
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise malformed(f"expires_in must be a positive finite number of seconds, got {seconds}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise malformed(f"expires_in must be a finite number of seconds, 0 or more, got {seconds}")
     return seconds
 
 
@@ -188,8 +213,13 @@ def token_error(
     redact: Redactor,
     token_url: str,
     response: requests.Response | None,
+    *,
+    invalid_client_hint: str = "",
 ) -> TokenError | InvalidTokenResponseError:
-    """The typed error for an RFC 6749 §5.2 error object; its fields are server text."""
+    """The typed error for an RFC 6749 §5.2 error object; its fields are server text.
+
+    ``invalid_client_hint`` ends the message of an ``invalid_client`` error.
+    """
     status = None if response is None else response.status_code
     error = payload.get("error")
     if not isinstance(error, str) or not error:
@@ -205,6 +235,8 @@ def token_error(
     message = f"{where}: {error}"
     if description:
         message += f": {description}"
+    if error == "invalid_client" and invalid_client_hint:
+        message += f" ({invalid_client_hint})"
     return token_error_class(error)(
         message, token_url=token_url, error=error, error_description=description,
         error_uri=uri, status_code=status, response=response,

@@ -11,6 +11,7 @@ single flight to every process using the cache.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import weakref
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from .token import Token
+from .token import Token, renewed
 
 if TYPE_CHECKING:
     from .shared import SharedTokenSource
@@ -30,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 _FAILED_REFRESH_COOLDOWN = 10.0
 """After a failed early refresh, seconds (at most) before the next one is tried."""
+
+MIN_REFRESH_INTERVAL = 1.0
+"""Seconds a token is used, at least, from the moment it arrives, before the next token
+request that no API rejection forced: however a server answers (the same token counting
+down, tiny or rounded lifetimes, a lifetime shorter than the round trip), one auth object
+makes at most about one such request per second, never one per API request."""
 
 
 class _Flight:
@@ -48,6 +55,13 @@ class TokenHolder:
 
     ``current`` is ``(token, refresh_at)`` or ``None``. It is replaced whole, never
     mutated, so the per-request fast path reads it without a lock.
+
+    A token is used for at least :data:`MIN_REFRESH_INTERVAL` after it arrives, even if
+    its lifetime says it is due for refresh (or past its expiry by the client's cautious
+    estimate): the server granted it a moment ago, and if the API refuses it, the 401
+    forces a new one. A refresh answered with the token already held (gateways that keep
+    one token per client) keeps the later expiry (:func:`~requests_oauthcc.token.renewed`)
+    and is not asked again before that token expires.
 
     When an early refresh fails while the held token has not yet expired, the held token
     keeps being used (the failure is logged) and the refresh is tried again later; once
@@ -123,9 +137,17 @@ class TokenHolder:
             flight.error = exc
             flight.token = self._fallback(previous, rejected, exc)
         else:
-            flight.token = token
+            held = None if previous is None else previous[0]
+            token = flight.token = renewed(held, token)
+            soonest = self._clock() + MIN_REFRESH_INTERVAL
+            if held is not None and held.access_token == token.access_token:
+                # The server keeps one token per client: asking again before it expires
+                # would only bring the same token back.
+                refresh_at = token.expires_at if token.expires_at is not None else math.inf
+            else:
+                refresh_at = token.refresh_at(self._leeway)
             with self._lock:
-                self.current = (token, token.refresh_at(self._leeway))
+                self.current = (token, max(refresh_at, soonest))
         finally:
             # Whatever happened (anything not caught above stays in this thread), the
             # flight ends; nested so that an exception raised meanwhile still wakes them.

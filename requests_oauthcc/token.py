@@ -10,12 +10,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .redaction import SensitiveText
 
-__all__ = ["SHORT_TOKEN_MARGIN", "Token", "UnusableToken", "checked_fields"]
+__all__ = [
+    "BEARER_ALIASES",
+    "SHORT_TOKEN_MARGIN",
+    "Token",
+    "UnusableToken",
+    "checked_fields",
+    "renewed",
+]
 
 SHORT_TOKEN_MARGIN = 0.1
 """The share of a token's life kept as refresh margin when that is less than the leeway."""
@@ -73,7 +80,27 @@ class Token:
         return self.expires_at - min(leeway, lifetime * SHORT_TOKEN_MARGIN)
 
 
+def renewed(held: Token | None, token: Token) -> Token:
+    """``token``, as a refresh answered it, once the held token is taken into account.
+
+    Some gateways keep one token per client and answer every token request with it,
+    ``expires_in`` counting down (rounded, and down to ``0``). When ``token`` is the one
+    ``held`` already, its expiry is the later of the two estimates (an unknown one does not
+    count), so a refresh never shortens the use of a token below what the server allowed.
+    Otherwise ``token`` is returned unchanged.
+    """
+    if held is None or held.access_token != token.access_token:
+        return token
+    known = [t.expires_at for t in (held, token) if t.expires_at is not None]
+    expires_at = max(known) if known else None
+    return token if expires_at == token.expires_at else replace(token, expires_at=expires_at)
+
+
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+BEARER_ALIASES = frozenset({"bearer", "bearertoken"})
+"""``token_type`` values (compared in lower case) that mean Bearer: ``Bearer`` in any case
+(RFC 6749 §7.1, RFC 6750), and ``BearerToken``, which Apigee Edge answers. The header sent
+is ``Authorization: Bearer`` whatever the spelling."""
 MAX_TOKEN_CHARS = 16 * 1024
 """An access token longer than this is refused: no server takes a header that long (most
 stop at 8 KiB), and a huge one would only slow every request and every redaction."""
@@ -90,10 +117,10 @@ def checked_fields(
 
     The one rule for every token, whether it comes from the token endpoint or from a
     shared cache: ``access_token`` a non-empty string of visible ASCII (it goes in an HTTP
-    header, RFC 6750 §2.1) of at most :data:`MAX_TOKEN_CHARS`, ``token_type`` Bearer in any
-    case (RFC 6749 §7.1), ``scope`` a string, a list of strings (joined with spaces) or
-    ``None``. Raises
-    :class:`UnusableToken` saying which rule was broken, never quoting the token.
+    header, RFC 6750 §2.1) of at most :data:`MAX_TOKEN_CHARS`, ``token_type`` one of
+    :data:`BEARER_ALIASES` in any case (RFC 6749 §7.1), ``scope`` a string, a list of
+    strings (joined with spaces) or ``None``. Raises :class:`UnusableToken` saying which
+    rule was broken, never quoting the token.
     """
     if not isinstance(access_token, str) or not access_token:
         raise UnusableToken(f"access_token is {_describe_missing(access_token)}")
@@ -101,7 +128,7 @@ def checked_fields(
         raise UnusableToken(f"access_token is longer than {MAX_TOKEN_CHARS} characters")
     if not _HEADER_SAFE.fullmatch(access_token):
         raise UnusableToken("access_token holds characters that cannot go in an HTTP header")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+    if not isinstance(token_type, str) or token_type.lower() not in BEARER_ALIASES:
         shown = (repr(token_type[:20]) if isinstance(token_type, str) and
                  token_type.isascii() and token_type.isprintable() else json_kind(token_type))
         raise UnusableToken(f"token_type {shown} is not supported; only Bearer tokens are")

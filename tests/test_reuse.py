@@ -270,3 +270,66 @@ def test_only_request_errors_are_shared(clock: FakeClock) -> None:
     assert sum(isinstance(r, RuntimeError) for r in results) == 1
     assert sum(isinstance(r, Token) for r in results) == 7
     assert fetch.calls == 1
+
+
+# -- a bounded number of token requests, however the server answers (issue #11) -----------
+
+
+class SameToken:
+    """A gateway's token source: one token, ``expires_in`` counting down (rounded down)."""
+
+    def __init__(self, clock: FakeClock, expiry: float) -> None:
+        self.clock, self.expiry, self.calls = clock, expiry, 0
+
+    def __call__(self) -> Token:
+        self.calls += 1
+        now = self.clock()
+        left = float(int(self.expiry - now))  # 0 in the last second: "no lifetime"
+        return Token("the-one", issued_at=now, expires_at=now + left if left > 0 else None)
+
+
+def test_same_token_answer_keeps_the_later_expiry_and_is_not_asked_again(
+    clock: FakeClock,
+) -> None:
+    """A refresh answered with the token held never shortens its use (an expires_in rounded
+    down, or 0, counts for nothing), and no token request follows before it expires."""
+    fetch = SameToken(clock, expiry=clock() + 60)
+    holder = TokenHolder(fetch, leeway=10, clock=clock)
+    first = holder.get()
+    assert first.expires_at == clock() + 60
+    clock.advance(54.5)  # refresh time: the gateway answers the same token, "5" left
+    second = holder.get()
+    assert fetch.calls == 2 and second.expires_at == first.expires_at
+    for _ in range(54):
+        clock.advance(0.1)  # up to its expiry: no request, whatever the lifetime says
+        assert holder.get().access_token == "the-one"
+    assert fetch.calls == 2
+    clock.advance(0.2)  # expired: the next token request
+    holder.get()
+    assert fetch.calls == 3
+
+
+def test_a_token_expired_on_arrival_is_used_for_a_second(clock: FakeClock) -> None:
+    """A lifetime shorter than the round trip (or rounded to nothing) does not turn every
+    request into a token request: the new token is used for MIN_REFRESH_INTERVAL first."""
+    from requests_oauthcc.reuse import MIN_REFRESH_INTERVAL
+
+    fetch = Fetcher(clock, lifetime=0.001)
+    holder = holder_for(fetch)
+    holder.get()
+    clock.advance(0.5)
+    for _ in range(100):
+        holder.get()
+    assert fetch.calls == 1
+    clock.advance(MIN_REFRESH_INTERVAL)
+    holder.get()
+    assert fetch.calls == 2
+
+
+def test_a_rejected_token_is_replaced_at_once_whatever_its_age(clock: FakeClock) -> None:
+    """The one-second floor never delays the replacement of a token the API refused."""
+    fetch = Fetcher(clock, lifetime=0.001)
+    holder = holder_for(fetch)
+    first = holder.get()
+    second = holder.get(rejected=first)
+    assert second is not first and fetch.calls == 2
