@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
@@ -69,6 +69,8 @@ class ClientAuthParts:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     form: Sequence[tuple[str, str]] = field(default=(), repr=False)
     secrets: Sequence[str] = field(default=(), repr=False)
+    invalid_client_hint: str = ""
+    """Advice added to the message when the server refuses the client (``invalid_client``)."""
 
 
 class ClientAuthMethod(Protocol):
@@ -107,8 +109,14 @@ def resolve_secret(secret: SecretSource) -> SensitiveText:
 
 
 def _form_encode(value: str) -> str:
-    """application/x-www-form-urlencoded, as RFC 6749 Appendix B asks (UTF-8, space as +)."""
-    return quote_plus(value, safe="", encoding="utf-8")
+    """``value`` form-urlencoded for a Basic credential (RFC 6749 §2.3.1, Appendix B).
+
+    UTF-8, every byte but letters, digits and ``-._~`` percent-encoded, and a space as
+    ``%20`` rather than Appendix B's ``+``: every form decoder reads ``%20`` as a space,
+    while servers that percent-decode Basic credentials without the form rules (Authlib's)
+    would read ``+`` as a plus.
+    """
+    return quote(value, safe="", encoding="utf-8")
 
 
 def _secret_forms(client_id: str, secret: str) -> tuple[SensitiveText, ...]:
@@ -128,17 +136,36 @@ class ClientSecretBasic:
 
     The id and secret are each form-urlencoded before being joined with ``:`` and
     base64-encoded, so ids and secrets holding ``:``, ``+``, ``%``, spaces or non-ASCII
-    characters reach the server intact.
+    characters reach the server intact (a space as ``%20``: see :func:`_form_encode`).
+    ``client_id_in_body``: send ``client_id`` in the form too, as some servers require
+    (RFC 6749 does not ask for it).
     """
 
     name: ClassVar[str] = "client_secret_basic"
     secret: SecretSource = field(repr=False)
+    client_id_in_body: bool = False
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
         basic, *_ = forms = _secret_forms(client_id, secret)
-        return ClientAuthParts(headers={"Authorization": SensitiveText("Basic " + basic)},
-                               secrets=forms)
+        return ClientAuthParts(
+            headers={"Authorization": SensitiveText("Basic " + basic)},
+            form=(("client_id", client_id),) if self.client_id_in_body else (),
+            secrets=forms, invalid_client_hint=_encoding_hint(client_id, secret),
+        )
+
+
+def _encoding_hint(client_id: str, secret: str) -> str:
+    """Why a server may refuse these Basic credentials, when the form-encoding changed them."""
+    changed = [name for name, value in (("client_id", client_id), ("client_secret", secret))
+               if _form_encode(value) != value]
+    if not changed:
+        return ""
+    return (
+        f"the {' and the '.join(changed)} {'hold' if len(changed) > 1 else 'holds'} "
+        "characters that client_secret_basic form-encodes before base64 (RFC 6749 §2.3.1), "
+        "and some servers do not decode them: try auth_method='client_secret_post'"
+    )
 
 
 @dataclass(frozen=True)
@@ -361,8 +388,14 @@ AUTH_METHODS = (
 )
 
 
-def make_client_auth(auth_method: str, credentials: ClientCredentials) -> ClientAuthMethod:
-    """The method named ``auth_method`` (RFC 7591 registry name), set up with ``credentials``."""
+def make_client_auth(
+    auth_method: str, credentials: ClientCredentials, *, client_id_in_body: bool = False
+) -> ClientAuthMethod:
+    """The method named ``auth_method`` (RFC 7591 registry name), set up with ``credentials``.
+
+    ``client_id_in_body`` applies to ``client_secret_basic`` (every other method sends
+    ``client_id`` in the form already).
+    """
     if auth_method == "none":
         raise ConfigurationError(
             "auth_method='none' is not allowed: the client credentials grant needs an "
@@ -397,7 +430,7 @@ def make_client_auth(auth_method: str, credentials: ClientCredentials) -> Client
         return _client_secret_jwt(secret, credentials)
     if auth_method == "client_secret_post":
         return ClientSecretPost(secret)
-    return ClientSecretBasic(secret)
+    return ClientSecretBasic(secret, client_id_in_body)
 
 
 def _client_secret_jwt(secret: SecretSource, credentials: ClientCredentials) -> ClientSecretJWT:

@@ -12,11 +12,23 @@ from .errors import ConfigurationError
 
 __all__ = ["RESERVED_FIELDS", "check_text", "grant_parameters", "normalize_scope"]
 
-RESERVED_FIELDS = frozenset({
-    "grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
-    "scope", "audience", "resource",
-})
-"""Form fields set by ClientCredentialsAuth itself, refused in ``extra_params``."""
+_ASSERTION_ADVICE = ("the auth method sets it: use auth_method='private_key_jwt' with "
+                     "private_key=, or auth_method='client_secret_jwt'")
+RESERVED_FIELDS: Mapping[str, str] = {
+    "grant_type": "it is always client_credentials",
+    "client_id": "pass the client_id argument; with client_secret_basic, add "
+                 "client_id_in_body=True to send it in the form too (the other methods "
+                 "already do)",
+    "client_secret": "pass client_secret=, with auth_method='client_secret_post' to send it "
+                     "in the form",
+    "client_assertion": _ASSERTION_ADVICE,
+    "client_assertion_type": _ASSERTION_ADVICE,
+    "scope": "pass scope=",
+    "audience": "pass audience=",
+    "resource": "pass resource=",
+}
+"""Form fields that ClientCredentialsAuth sets itself, refused in ``extra_params``: what
+to do instead."""
 
 
 def grant_parameters(
@@ -52,8 +64,7 @@ def grant_parameters(
         check_text("extra_params key", name)
         if name in RESERVED_FIELDS:
             raise ConfigurationError(
-                f"extra_params may not set {name!r}: it is set by ClientCredentialsAuth "
-                "(use the keyword argument of that name, or auth_method=)"
+                f"extra_params may not set {name!r}: {RESERVED_FIELDS[name]}"
             )
         fields.extend((name, item) for item in _strings(f"extra_params[{name!r}]", value))
     return tuple(fields)
