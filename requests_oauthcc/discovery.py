@@ -52,17 +52,22 @@ def metadata_urls(issuer: str) -> list[str]:
 
     RFC 8414 §3.1 inserts ``/.well-known/oauth-authorization-server`` between the host and
     the issuer's path; OpenID Connect Discovery appends ``/.well-known/openid-configuration``
-    to the issuer (RFC 8414 §5 notes both forms).
+    to the issuer (RFC 8414 §5 notes both forms). Last, for an issuer with a path, the
+    RFC 8414 document appended to the issuer, where some servers mounted under a path
+    publish it (django-oauth-toolkit under ``/o/``, say); the ``issuer`` it names must
+    still equal the issuer asked for.
     """
     parts = urlsplit(issuer)
     path = parts.path.rstrip("/")
-    rfc8414 = urlunsplit(
-        (parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", "")
-    )
-    oidc = urlunsplit(
-        (parts.scheme, parts.netloc, path + "/.well-known/openid-configuration", "", "")
-    )
-    return [rfc8414, oidc]
+
+    def at(well_known_path: str) -> str:
+        return urlunsplit((parts.scheme, parts.netloc, well_known_path, "", ""))
+
+    urls = [at("/.well-known/oauth-authorization-server" + path),
+            at(path + "/.well-known/openid-configuration")]
+    if path:
+        urls.append(at(path + "/.well-known/oauth-authorization-server"))
+    return urls
 
 
 def fetch_metadata(

@@ -38,7 +38,8 @@ def servers() -> Iterator[list[OAuthTestServer]]:
 
 
 def test_metadata_urls_follow_rfc8414_and_oidc() -> None:
-    """RFC 8414 inserts the well-known segment before the path; OIDC appends it."""
+    """RFC 8414 inserts the well-known segment before the path; OIDC appends it; last, the
+    RFC 8414 segment appended to an issuer with a path (issue #11, item 7)."""
     assert metadata_urls("https://as.example") == [
         "https://as.example/.well-known/oauth-authorization-server",
         "https://as.example/.well-known/openid-configuration",
@@ -46,6 +47,7 @@ def test_metadata_urls_follow_rfc8414_and_oidc() -> None:
     assert metadata_urls("https://as.example/tenant/1/") == [
         "https://as.example/.well-known/oauth-authorization-server/tenant/1",
         "https://as.example/tenant/1/.well-known/openid-configuration",
+        "https://as.example/tenant/1/.well-known/oauth-authorization-server",
     ]
 
 
