@@ -140,3 +140,24 @@ def check_origins(origins: Iterable[str]) -> frozenset[str]:
             )
         checked.add(origin(value))
     return frozenset(checked)
+
+
+def check_statuses(name: str, statuses: object) -> frozenset[int]:
+    """``statuses`` as a set of HTTP status codes that mean "fetch a new token and retry".
+
+    Each a 4xx int (a 5xx or a redirect says nothing about the token), 401 among them (RFC
+    6750 §3.1: the status of a rejected token). Raises :class:`ConfigurationError`.
+    """
+    if isinstance(statuses, (str, bytes, int)) or not isinstance(statuses, Iterable):
+        raise ConfigurationError(f"{name} must be a collection of HTTP statuses, e.g. (401, 403)")
+    checked = frozenset(statuses)
+    bad = sorted(repr(s) for s in checked
+                 if isinstance(s, bool) or not isinstance(s, int) or not 400 <= s < 500)
+    if bad:
+        raise ConfigurationError(
+            f"{name} may only name 4xx statuses (ints); got {', '.join(bad)}")
+    if 401 not in checked:
+        raise ConfigurationError(
+            f"{name} must include 401, the status of a rejected token (RFC 6750 §3.1); "
+            "add the statuses your API uses besides it, e.g. (401, 403)")
+    return checked

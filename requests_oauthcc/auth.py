@@ -1,4 +1,5 @@
-"""The requests adapter: attach the token to each request, and retry once on a 401.
+"""The requests adapter: attach the token to each request, and retry once on a 401
+(or another status named in ``refresh_on``).
 
 Follows requests' own ``HTTPDigestAuth``: ``__call__`` only sets the header and registers
 a response hook; the hook releases the 401 (reading at most ``MAX_401_BODY_BYTES`` of
@@ -25,6 +26,7 @@ from ._options import (
     check_files,
     check_origins,
     check_seconds,
+    check_statuses,
     check_timeout,
     check_transport,
     check_url,
@@ -45,7 +47,7 @@ from .errors import ConfigurationError
 from .form import check_text, grant_parameters
 from .redaction import hidden
 from .retry import TokenRetry
-from .reuse import TokenHolder
+from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
@@ -71,6 +73,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     The token is fetched on the first request, reused until ``leeway`` seconds before it
     expires, and a 401 from the API is retried once with a new token.
 
+    Options (all keyword-only but the first three):
+
     ``token_url``: the token endpoint (https, or http to a loopback host).
     ``client_id``: the client identifier.
     ``client_secret``: a string, or a zero-argument callable returning one (called at
@@ -78,11 +82,15 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``scope``: a string or an iterable of strings (sent space-joined).
     ``audience``: the vendor ``audience`` parameter (Auth0, Okta, ...).
     ``resource``: an RFC 8707 resource indicator, or several (one form field each).
-    ``extra_params``: further form fields (a value may be a list: one field each).
+    ``extra_params``: further form fields (a value may be a list: one field each); the
+    fields this class sets itself are refused, with what to pass instead.
     ``auth_method``: an RFC 7591 name: ``client_secret_basic``, ``client_secret_post``,
     ``client_secret_jwt``, ``private_key_jwt``, ``tls_client_auth`` or
     ``self_signed_tls_client_auth``. Default: ``client_secret_basic`` for a secret,
     ``private_key_jwt`` for a key, ``tls_client_auth`` for a certificate alone.
+    ``client_id_in_body``: with ``client_secret_basic``, send ``client_id`` in the form
+    too, as some servers require (RFC 6749 §2.3.1 does not ask for it; other methods
+    send it already). Default ``False``.
     ``private_key``: for ``private_key_jwt``, a PEM string or bytes, a path or a JWK dict;
     ``private_key_id`` (the ``kid``), ``signing_alg`` and ``assertion_audience`` (the
     assertion's ``aud``, default the token URL) refine it.
@@ -93,8 +101,15 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``(connect, read)``: then connect + read in all (default 10).
     ``retries``: retries of transient token request failures: a count or a
     :class:`~requests_oauthcc.TokenRetry` (default 3; 0 disables).
-    ``default_lifetime``: seconds to use a token whose response has no ``expires_in``
-    (default: until the API rejects it).
+    ``default_lifetime``: seconds to use a token whose response has no ``expires_in``,
+    or ``expires_in: 0`` (default: until the API rejects it).
+    ``refresh_on``: the API statuses that mean "this token is no longer good: fetch a new
+    one and retry once" (default ``(401,)``, RFC 6750 §3.1). Add ``403`` for APIs that
+    answer an expired or revoked token with 403 (django-oauth-toolkit's protected views
+    do); a 403 whose ``WWW-Authenticate`` says ``insufficient_scope`` is never retried,
+    and a token younger than ``MIN_REFRESH_INTERVAL`` (1 s) is not replaced because of
+    a status other than 401, so an API that forbids every call costs at most about one
+    token request per second.
     ``session``: a :class:`requests.Session` for token requests (proxies, CA bundle, client
     certificate). Default: a private Session; never the Session this auth is mounted on.
     ``allowed_origins``: ``scheme://host[:port]`` strings (no path, query or user info);
@@ -131,7 +146,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     (a module-level function, :class:`~requests_oauthcc.SecretFile`).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the one place that turns the options into objects
         self,
         token_url: str | Issuer,
         client_id: str,
@@ -142,6 +157,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         resource: str | Iterable[str] | None = None,
         extra_params: Mapping[str, str | Iterable[str]] | None = None,
         auth_method: str | None = None,
+        client_id_in_body: bool = False,
         private_key: PrivateKeySource | None = None,
         private_key_id: str | None = None,
         signing_alg: str | None = None,
@@ -152,6 +168,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         timeout: Timeout = DEFAULT_TIMEOUT,
         retries: int | TokenRetry | None = 3,
         default_lifetime: float | None = None,
+        refresh_on: Iterable[int] = (401,),
         session: requests.Session | None = None,
         allowed_origins: Iterable[str] | None = None,
         insecure_allow_http: bool = False,
@@ -160,7 +177,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         client_secret = hold_secret(client_secret)  # from here on no frame local shows it
         private_key = hidden(private_key)  # a PEM text or a JWK: shown by no repr either
         # One-shot iterables are kept as tuples: the options are read again by copies.
-        scope, resource, allowed_origins = map(replayable, (scope, resource, allowed_origins))
+        scope, resource, allowed_origins, refresh_on = map(
+            replayable, (scope, resource, allowed_origins, refresh_on))
         extra_params = replayable_params(extra_params)
         # The options as given: pickling and copying build the auth again from them.
         self._options = Options({k: v for k, v in locals().items() if k != "self"})
@@ -202,7 +220,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
 
         def build(endpoint_url: str, method: str) -> TokenEndpoint:
-            client_auth = make_client_auth(method, credentials)
+            client_auth = make_client_auth(method, credentials,
+                                           client_id_in_body=bool(client_id_in_body))
             return endpoint_for(token_url=endpoint_url, client_auth=client_auth)
 
         if auth_method is None and issuer is None:
@@ -252,7 +271,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             None if allowed_origins is None else check_origins(allowed_origins)
         )
         self._destinations = Destinations(self._allowed_origins, bool(insecure_allow_http))
-        self._hook = partial(self._retry_on_401, None)
+        self._refresh_on = check_statuses("refresh_on", refresh_on)
+        self._hook = partial(self._retry_with_new_token, None)
 
     @classmethod
     def from_issuer(
@@ -397,7 +417,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         r.headers["Authorization"] = token.authorization
         hook = self._hook
         if hook.args[0] is not token:  # one hook per token, built once, not per request
-            hook = self._hook = partial(self._retry_on_401, token)
+            hook = self._hook = partial(self._retry_with_new_token, token)
         r.hooks["response"].append(hook)
         return r
 
@@ -405,30 +425,35 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
     ) -> None:
         """At send time (:class:`ProxyGuard`): our token never goes to a proxy in clear."""
-        ours = self._retry_on_401
+        ours = self._retry_with_new_token
         if any(getattr(hook, "func", None) == ours for hook in request.hooks.get("response", ())):
             self._destinations.check_proxies(request.url or "", proxies)
 
-    def _retry_on_401(
+    def _retry_with_new_token(
         self, token: Token | None, r: requests.Response, **kwargs: Any
     ) -> requests.Response:
-        """Response hook: on a 401 to our token, resend once with a new token."""
-        if r.status_code != 401 or token is None:
+        """Response hook: on a 401 (or a ``refresh_on`` status) to our token, resend once
+        with a new token."""
+        status = r.status_code
+        if status not in self._refresh_on or token is None:
             return r
         request = r.request
         if request.headers.get("Authorization") != token.authorization:
-            logger.debug("401 from %s to a request without our token: not retried", request.url)
+            logger.debug("%d from %s to a request without our token: not retried", status,
+                         request.url)
+            return r
+        if status != 401 and not self._may_replace(token, r):
             return r
         connection = getattr(r, "connection", None)
         if connection is None or not rewind(request):
             logger.debug(
-                "401 from %s: body cannot be sent again; token dropped, 401 returned",
-                request.url,
+                "%d from %s: body cannot be sent again; token dropped, %d returned",
+                status, request.url, status,
             )
             self._holder.invalidate(token)
             return r
         new_token = self._holder.get(rejected=token)
-        logger.debug("401 from %s: retrying once with a new token", request.url)
+        logger.debug("%d from %s: retrying once with a new token", status, request.url)
         discard_body(r)
         prep = request.copy()
         extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
@@ -441,6 +466,26 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         retried.history.append(r)
         retried.request = prep
         return retried
+
+    def _may_replace(self, token: Token, r: requests.Response) -> bool:
+        """Whether a ``refresh_on`` status other than 401 may cost a new token.
+
+        Not when the server says the scope is insufficient (RFC 6750 §3.1: a new token of
+        the same scope cannot help), nor for a token issued less than
+        :data:`~requests_oauthcc.reuse.MIN_REFRESH_INTERVAL` ago: a 403 is as often a plain
+        "forbidden" as a rejected token, and it must not turn every call into a token
+        request.
+        """
+        if "insufficient_scope" in r.headers.get("WWW-Authenticate", ""):
+            logger.debug("%d from %s: insufficient_scope, not retried", r.status_code,
+                         r.request.url)
+            return False
+        age = self._clock() - token.issued_at
+        if age < MIN_REFRESH_INTERVAL:
+            logger.debug("%d from %s to a token issued %.1fs ago: not retried",
+                         r.status_code, r.request.url, age)
+            return False
+        return True
 
 
 def _issuer_url(value: object) -> str | None:
