@@ -1,17 +1,21 @@
-"""Starts oidc-provider (an independent, certified OpenID Provider) once per test session.
+"""Starts the real authorization servers once per test session: oidc-provider (an
+independent, certified OpenID Provider) and django-oauth-toolkit.
 
-Locally, without node or without `npm ci` having been run here, the interop tests skip
-with the reason; in CI (CI=true) that is a failure, since .ci/run installs both.
+Locally, without node or without `npm ci` having been run here, or without
+`pip install -r tests/interop/requirements.txt`, the interop tests skip with the reason;
+in CI (CI=true) that is a failure, since .ci/run installs them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import select
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,16 @@ from typing import Any
 
 import pytest
 import requests
+
+from .servers import (
+    AWKWARD_ID,
+    AWKWARD_SECRET,
+    Client,
+    InteropServer,
+    missing,
+    start_process,
+    stop_process,
+)
 
 HERE = Path(__file__).resolve().parent
 BASIC_ID = "interop client:+%/&=~"
@@ -201,3 +215,57 @@ def interop_mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsInter
         yield MtlsInterop(issuer=issuer, pki=pki)
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def dot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropServer]:
+    """django-oauth-toolkit mounted under /o/ (dot_server.py), its API answering a bad token
+    with DOT's default bare 403; it publishes RFC 8414 metadata at {base}/o/.well-known/...
+    with issuer {base}/o. It has no JWT client authentication."""
+    if (importlib.util.find_spec("oauth2_provider") is None
+            or importlib.util.find_spec("django") is None):
+        missing("django-oauth-toolkit is not installed: "
+                "run `pip install -r tests/interop/requirements.txt`")
+    clients = {
+        "basic": Client("dot-basic-client", "client_secret_basic", "dot-basic-secret"),
+        "awkward_basic": Client(AWKWARD_ID, "client_secret_basic", AWKWARD_SECRET),
+        "post": Client("dot-post-client", "client_secret_post", "dot-post-secret"),
+    }
+    directory = tmp_path_factory.mktemp("dot")
+    config_path = directory / "config.json"
+    config_path.write_text(json.dumps({
+        "token_ttl": 2,
+        "directory": str(directory),
+        "clients": [{"client_id": c.client_id, "client_secret": c.client_secret}
+                    for c in clients.values()],
+    }), encoding="utf-8")
+    process, line = start_process([sys.executable, "dot_server.py", str(config_path)],
+                                  cwd=str(HERE), name="django-oauth-toolkit")
+    base: str = json.loads(line)["base_url"]
+    api_url = f"{base}/api/data"
+
+    def token_requests() -> int:
+        count: int = requests.get(f"{base}/_stats", timeout=5).json()["token_requests"]
+        return count
+
+    def revoke(access_token: str) -> None:
+        # DOT revokes only a token issued to the client that asks (RFC 7009 §2.1) and
+        # answers 200 to any other: ask as each client until the API stops taking it.
+        for client in clients.values():
+            response = requests.post(f"{base}/o/revoke_token/", timeout=10, data={
+                "token": access_token, "token_type_hint": "access_token",
+                "client_id": client.client_id, "client_secret": client.client_secret})
+            assert response.status_code == 200, response.status_code
+            check = requests.get(api_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {access_token}"})
+            if check.status_code != 200:
+                return
+        raise AssertionError("django-oauth-toolkit still accepts the revoked token")
+
+    try:
+        yield InteropServer(
+            name="django-oauth-toolkit", token_url=f"{base}/o/token/", api_url=api_url,
+            clients=clients, token_requests=token_requests, revoke=revoke,
+            issuer=f"{base}/o", refresh_on=(401, 403), token_ttl=2.0)
+    finally:
+        stop_process(process)
