@@ -12,13 +12,24 @@ import select
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+from .servers import (
+    AWKWARD_ID,
+    AWKWARD_SECRET,
+    Client,
+    InteropServer,
+    missing,
+    start_process,
+    stop_process,
+)
 
 HERE = Path(__file__).resolve().parent
 BASIC_ID = "interop client:+%/&=~"
@@ -201,3 +212,110 @@ def interop_mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsInter
         yield MtlsInterop(issuer=issuer, pki=pki)
     finally:
         _stop(process)
+
+
+AUTHLIB_KEY_ID = "authlib-ec-1"
+
+
+def _authlib_clients() -> tuple[dict[str, Client], dict[str, Any]]:
+    """The clients registered at the Authlib server, by role, and the public JWKS of the
+    private_key_jwt one: a P-256 key made for this session (ES256, under a kid)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    public.update({"kid": AUTHLIB_KEY_ID, "alg": "ES256", "use": "sig"})
+    clients = {
+        "basic": Client("authlib-basic", "client_secret_basic", "authlib-basic-secret"),
+        "awkward_basic": Client(AWKWARD_ID, "client_secret_basic", AWKWARD_SECRET),
+        "post": Client("authlib-post", "client_secret_post", "authlib-post-secret"),
+        "client_secret_jwt": Client("authlib-hmac", "client_secret_jwt",
+                                    "authlib-hmac-secret-long-enough-for-hs256-xxxxxxxx"),
+        "private_key_jwt": Client("authlib-ec", "private_key_jwt", options={
+            "private_key": pem, "private_key_id": AUTHLIB_KEY_ID}),
+    }
+    return clients, {"keys": [public]}
+
+
+def _authlib_revoke(base_url: str, clients: Mapping[str, Client], access_token: str) -> None:
+    """Revoke at Authlib's RFC 7009 endpoint, as the token's owner: the endpoint refuses
+    anyone else's token (invalid_grant). The owner is who the API says the token is for; a
+    token the API already refuses has nothing left to revoke."""
+    import base64
+    import secrets
+    import time
+    from urllib.parse import quote
+
+    import jwt
+
+    api = requests.get(f"{base_url}/api/data", timeout=10,
+                       headers={"Authorization": f"Bearer {access_token}"})
+    if api.status_code != 200:
+        return
+    owner = next(c for c in clients.values() if c.client_id == api.json()["client_id"])
+    form = {"token": access_token, "token_type_hint": "access_token"}
+    headers: dict[str, str] = {}
+    if owner.auth_method == "client_secret_basic":
+        assert owner.client_secret is not None  # encoded the way Authlib decodes it
+        pair = f"{quote(owner.client_id, safe='')}:{quote(owner.client_secret, safe='')}"
+        headers["Authorization"] = f"Basic {base64.b64encode(pair.encode()).decode()}"
+    elif owner.auth_method == "client_secret_post":
+        assert owner.client_secret is not None
+        form.update(client_id=owner.client_id, client_secret=owner.client_secret)
+    else:
+        now = int(time.time())
+        claims = {"iss": owner.client_id, "sub": owner.client_id, "iat": now,
+                  "exp": now + 60, "aud": f"{base_url}/oauth/token",
+                  "jti": secrets.token_urlsafe(16)}
+        if owner.auth_method == "client_secret_jwt":
+            assert owner.client_secret is not None
+            assertion = jwt.encode(claims, owner.client_secret, algorithm="HS256")
+        else:
+            assertion = jwt.encode(claims, owner.options["private_key"], algorithm="ES256",
+                                   headers={"kid": owner.options["private_key_id"]})
+        form.update(client_assertion=assertion, client_assertion_type=(
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
+    revoked = requests.post(f"{base_url}/oauth/revoke", data=form, headers=headers,
+                            timeout=10)
+    assert revoked.status_code == 200, revoked.text
+
+
+@pytest.fixture(scope="session")
+def authlib_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropServer]:
+    """Authlib's authorization server (its Flask integration), once per session."""
+    import importlib.util
+    import sys
+
+    for module in ("authlib", "flask"):
+        if importlib.util.find_spec(module) is None:
+            missing(f"{module} is not installed: run "
+                    "`python3 -m pip install -r tests/interop/requirements.txt`")
+    clients, jwks = _authlib_clients()
+    config = {"token_ttl": 2, "clients": [
+        {"client_id": c.client_id, "token_endpoint_auth_method": c.auth_method,
+         **({"client_secret": c.client_secret} if c.client_secret is not None else {}),
+         **({"jwks": jwks} if c.auth_method == "private_key_jwt" else {})}
+        for c in clients.values()
+    ]}
+    config_path = tmp_path_factory.mktemp("authlib") / "config.json"
+    config_path.write_text(json.dumps(config))
+    process, line = start_process([sys.executable, "authlib_server.py", str(config_path)],
+                                  cwd=str(HERE), name="Authlib's server")
+    base_url: str = json.loads(line)["base_url"]
+
+    def token_requests() -> int:
+        count: int = requests.get(f"{base_url}/_stats", timeout=5).json()["token_requests"]
+        return count
+
+    try:
+        yield InteropServer(
+            name="authlib", token_url=f"{base_url}/oauth/token",
+            api_url=f"{base_url}/api/data", clients=clients, token_requests=token_requests,
+            revoke=partial(_authlib_revoke, base_url, clients), issuer=base_url,
+            token_ttl=2.0)
+    finally:
+        stop_process(process)
