@@ -1,5 +1,6 @@
 """Starts the real authorization servers once per test session: oidc-provider (an
-independent, certified OpenID Provider) and django-oauth-toolkit.
+independent, certified OpenID Provider), django-oauth-toolkit and Authlib's authorization
+server (Flask integration).
 
 Locally, without node or without `npm ci` having been run here, or without
 `pip install -r tests/interop/requirements.txt`, the interop tests skip with the reason;
@@ -16,8 +17,9 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +152,14 @@ def _stop(process: subprocess.Popen[str]) -> None:
             pipe.close()
 
 
+PLAIN_BASIC_ID, PLAIN_BASIC_SECRET = "plain-basic-client", "plain-basic-secret"
+
+
 @pytest.fixture(scope="session")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
     keys = _keys()
     config = _config(keys, [
+        _client(PLAIN_BASIC_ID, "client_secret_basic", client_secret=PLAIN_BASIC_SECRET),
         _client(BASIC_ID, "client_secret_basic", client_secret=BASIC_SECRET),
         _client(POST_ID, "client_secret_post", client_secret=POST_SECRET),
         _client(JWT_ID, "client_secret_jwt", client_secret=JWT_SECRET),
@@ -166,6 +172,32 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
                       ec_private_pem=keys["ec_pem"])
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(interop: Interop) -> InteropServer:
+    """oidc-provider as the shared matrix sees it (test_matrix.py)."""
+
+    def revoke(access_token: str) -> None:
+        # Every matrix test that revokes uses the client_secret_post client's token.
+        response = requests.post(f"{interop.issuer}/token/revocation", timeout=10, data={
+            "token": access_token, "client_id": POST_ID, "client_secret": POST_SECRET})
+        assert response.status_code == 200, response.status_code
+
+    return InteropServer(
+        name="oidc-provider", token_url=interop.token_url, api_url=interop.api(),
+        clients={
+            "basic": Client(PLAIN_BASIC_ID, "client_secret_basic", PLAIN_BASIC_SECRET),
+            # oidc-provider holds ids and secrets to RFC 6749 Appendix A (VSCHAR: printable
+            # ASCII), so this awkward pair has every character but the non-ASCII ones.
+            "awkward_basic": Client(BASIC_ID, "client_secret_basic", BASIC_SECRET),
+            "post": Client(POST_ID, "client_secret_post", POST_SECRET),
+            "client_secret_jwt": Client(JWT_ID, "client_secret_jwt", JWT_SECRET),
+            "private_key_jwt": Client(RSA_ID, "private_key_jwt", options={
+                "private_key": interop.rsa_private_pem, "private_key_id": "rsa-1"}),
+        },
+        token_requests=interop.token_requests, revoke=revoke, issuer=interop.issuer,
+    )
 
 
 @dataclass
@@ -250,8 +282,11 @@ def dot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropServ
 
     def revoke(access_token: str) -> None:
         # DOT revokes only a token issued to the client that asks (RFC 7009 §2.1) and
-        # answers 200 to any other: ask as each client until the API stops taking it.
-        for client in clients.values():
+        # answers 200 to any other: ask as its owner (the API says who), then as each client
+        # until the API stops taking it (each ask costs DOT a slow secret hash).
+        owner = requests.get(api_url, timeout=10, headers={
+            "Authorization": f"Bearer {access_token}"}).json().get("client_id")
+        for client in sorted(clients.values(), key=lambda c: c.client_id != owner):
             response = requests.post(f"{base}/o/revoke_token/", timeout=10, data={
                 "token": access_token, "token_type_hint": "access_token",
                 "client_id": client.client_id, "client_secret": client.client_secret})
@@ -267,5 +302,112 @@ def dot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropServ
             name="django-oauth-toolkit", token_url=f"{base}/o/token/", api_url=api_url,
             clients=clients, token_requests=token_requests, revoke=revoke,
             issuer=f"{base}/o", refresh_on=(401, 403), token_ttl=2.0)
+    finally:
+        stop_process(process)
+
+
+AUTHLIB_KEY_ID = "authlib-ec-1"
+
+
+def _authlib_clients() -> tuple[dict[str, Client], dict[str, Any]]:
+    """The clients registered at the Authlib server, by role, and the public JWKS of the
+    private_key_jwt one: a P-256 key made for this session (ES256, under a kid)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    public.update({"kid": AUTHLIB_KEY_ID, "alg": "ES256", "use": "sig"})
+    clients = {
+        "basic": Client("authlib-basic", "client_secret_basic", "authlib-basic-secret"),
+        "awkward_basic": Client(AWKWARD_ID, "client_secret_basic", AWKWARD_SECRET),
+        "post": Client("authlib-post", "client_secret_post", "authlib-post-secret"),
+        "client_secret_jwt": Client("authlib-hmac", "client_secret_jwt",
+                                    "authlib-hmac-secret-long-enough-for-hs256-xxxxxxxx"),
+        "private_key_jwt": Client("authlib-ec", "private_key_jwt", options={
+            "private_key": pem, "private_key_id": AUTHLIB_KEY_ID}),
+    }
+    return clients, {"keys": [public]}
+
+
+def _authlib_revoke(base_url: str, clients: Mapping[str, Client], access_token: str) -> None:
+    """Revoke at Authlib's RFC 7009 endpoint, as the token's owner: the endpoint refuses
+    anyone else's token (invalid_grant). The owner is who the API says the token is for; a
+    token the API already refuses has nothing left to revoke."""
+    import base64
+    import secrets
+    import time
+    from urllib.parse import quote
+
+    import jwt
+
+    api = requests.get(f"{base_url}/api/data", timeout=10,
+                       headers={"Authorization": f"Bearer {access_token}"})
+    if api.status_code != 200:
+        return
+    owner = next(c for c in clients.values() if c.client_id == api.json()["client_id"])
+    form = {"token": access_token, "token_type_hint": "access_token"}
+    headers: dict[str, str] = {}
+    if owner.auth_method == "client_secret_basic":
+        assert owner.client_secret is not None  # encoded the way Authlib decodes it
+        pair = f"{quote(owner.client_id, safe='')}:{quote(owner.client_secret, safe='')}"
+        headers["Authorization"] = f"Basic {base64.b64encode(pair.encode()).decode()}"
+    elif owner.auth_method == "client_secret_post":
+        assert owner.client_secret is not None
+        form.update(client_id=owner.client_id, client_secret=owner.client_secret)
+    else:
+        now = int(time.time())
+        claims = {"iss": owner.client_id, "sub": owner.client_id, "iat": now,
+                  "exp": now + 60, "aud": f"{base_url}/oauth/token",
+                  "jti": secrets.token_urlsafe(16)}
+        if owner.auth_method == "client_secret_jwt":
+            assert owner.client_secret is not None
+            assertion = jwt.encode(claims, owner.client_secret, algorithm="HS256")
+        else:
+            assertion = jwt.encode(claims, owner.options["private_key"], algorithm="ES256",
+                                   headers={"kid": owner.options["private_key_id"]})
+        form.update(client_assertion=assertion, client_assertion_type=(
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
+    revoked = requests.post(f"{base_url}/oauth/revoke", data=form, headers=headers,
+                            timeout=10)
+    assert revoked.status_code == 200, revoked.text
+
+
+@pytest.fixture(scope="session")
+def authlib_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropServer]:
+    """Authlib's authorization server (its Flask integration), once per session."""
+    import importlib.util
+    import sys
+
+    for module in ("authlib", "flask"):
+        if importlib.util.find_spec(module) is None:
+            missing(f"{module} is not installed: run "
+                    "`python3 -m pip install -r tests/interop/requirements.txt`")
+    clients, jwks = _authlib_clients()
+    config = {"token_ttl": 2, "clients": [
+        {"client_id": c.client_id, "token_endpoint_auth_method": c.auth_method,
+         **({"client_secret": c.client_secret} if c.client_secret is not None else {}),
+         **({"jwks": jwks} if c.auth_method == "private_key_jwt" else {})}
+        for c in clients.values()
+    ]}
+    config_path = tmp_path_factory.mktemp("authlib") / "config.json"
+    config_path.write_text(json.dumps(config))
+    process, line = start_process([sys.executable, "authlib_server.py", str(config_path)],
+                                  cwd=str(HERE), name="Authlib's server")
+    base_url: str = json.loads(line)["base_url"]
+
+    def token_requests() -> int:
+        count: int = requests.get(f"{base_url}/_stats", timeout=5).json()["token_requests"]
+        return count
+
+    try:
+        yield InteropServer(
+            name="authlib", token_url=f"{base_url}/oauth/token",
+            api_url=f"{base_url}/api/data", clients=clients, token_requests=token_requests,
+            revoke=partial(_authlib_revoke, base_url, clients), issuer=base_url,
+            token_ttl=2.0)
     finally:
         stop_process(process)
