@@ -5,10 +5,9 @@ Smoke tests of the ``dot_server`` fixture; the shared scenarios run in the matri
 
 from __future__ import annotations
 
-import pytest
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth, InvalidClientError
+from requests_oauthcc import ClientCredentialsAuth
 
 from .servers import InteropServer
 
@@ -25,32 +24,6 @@ def call(server: InteropServer, auth: ClientCredentialsAuth) -> dict[str, str]:
     assert response.status_code == 200, response.status_code
     body: dict[str, str] = response.json()
     return body
-
-
-def test_client_secret_post_with_scope(dot_server: InteropServer) -> None:
-    """client_secret_post with scope "read" gets a token granted just "read", counted once."""
-    before = dot_server.token_requests()
-    auth = auth_for(dot_server, "post", scope="read")
-    assert call(dot_server, auth) == {"client_id": dot_server.clients["post"].client_id,
-                                      "scope": "read"}
-    token = auth.token
-    assert token is not None and token.scope == "read"
-    assert dot_server.token_requests() == before + 1
-
-
-@pytest.mark.parametrize("role", ["basic", "awkward_basic"])
-def test_client_secret_basic(dot_server: InteropServer, role: str) -> None:
-    """client_secret_basic works, also for an id and secret full of characters to encode."""
-    info = call(dot_server, auth_for(dot_server, role))
-    assert info == {"client_id": dot_server.clients[role].client_id, "scope": "read write"}
-
-
-def test_wrong_secret_is_invalid_client(dot_server: InteropServer) -> None:
-    """A wrong secret is refused by the token endpoint as invalid_client."""
-    client = dot_server.clients["basic"]
-    auth = ClientCredentialsAuth(dot_server.token_url, client.client_id, "not-the-secret")
-    with pytest.raises(InvalidClientError):
-        requests.get(dot_server.api_url, auth=auth, timeout=10)
 
 
 def test_revoked_token_is_refused_with_a_bare_403(dot_server: InteropServer) -> None:

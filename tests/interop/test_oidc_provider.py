@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -16,13 +15,8 @@ from requests_oauthcc import (
     TokenError,
 )
 
-from ..conftest import in_threads
 from .conftest import (
-    BASIC_ID,
-    BASIC_SECRET,
     EC_ID,
-    JWT_ID,
-    JWT_SECRET,
     POST_ID,
     POST_SECRET,
     RSA_ID,
@@ -36,28 +30,6 @@ def call(interop: Interop, auth: ClientCredentialsAuth) -> dict[str, str]:
     assert response.status_code == 200, response.text
     body: dict[str, str] = response.json()
     return body
-
-
-def test_client_secret_basic_with_characters_that_need_encoding(interop: Interop) -> None:
-    """An id and secret full of ':', '+', '%', '/', spaces and non-ASCII are accepted."""
-    auth = ClientCredentialsAuth(interop.token_url, BASIC_ID, BASIC_SECRET,
-                                 auth_method="client_secret_basic")
-    assert call(interop, auth)["client_id"] == BASIC_ID
-
-
-def test_client_secret_post(interop: Interop) -> None:
-    """client_secret_post authenticates; the opaque token passes introspection."""
-    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
-                                 auth_method="client_secret_post")
-    info = call(interop, auth)
-    assert (info["client_id"], info["format"]) == (POST_ID, "opaque")
-
-
-def test_client_secret_jwt(interop: Interop) -> None:
-    """An HS256 assertion keyed with the secret is accepted."""
-    auth = ClientCredentialsAuth(interop.token_url, JWT_ID, JWT_SECRET,
-                                 auth_method="client_secret_jwt")
-    assert call(interop, auth)["client_id"] == JWT_ID
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ec"])
@@ -112,48 +84,6 @@ def test_error_mapping(
         auth.fetch_token()
     assert type(caught.value) is error
     assert POST_SECRET not in str(caught.value)
-
-
-def test_expiry_refresh_with_two_second_tokens(interop: Interop) -> None:
-    """With 2 s tokens, a new one is fetched once the old nears expiry, never a 401."""
-    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
-                                 auth_method="client_secret_post")
-    before = interop.token_requests()
-    call(interop, auth)
-    first = auth.token
-    call(interop, auth)
-    assert interop.token_requests() == before + 1
-    time.sleep(1.85)  # past 90% of its life: refreshed before it expires
-    response = requests.get(interop.api(), auth=auth, timeout=10)
-    assert response.status_code == 200 and not response.history
-    assert auth.token is not first and interop.token_requests() == before + 2
-
-
-def test_revocation_is_recovered_by_one_retry(interop: Interop) -> None:
-    """Revoked at the server: the next call succeeds via one retry and one new token."""
-    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
-                                 auth_method="client_secret_post", leeway=0)
-    call(interop, auth)
-    assert auth.token is not None
-    revoked = requests.post(f"{interop.issuer}/token/revocation", timeout=10, data={
-        "token": auth.token.access_token, "client_id": POST_ID, "client_secret": POST_SECRET})
-    assert revoked.status_code == 200
-    before = interop.token_requests()
-    response = requests.get(interop.api(), auth=auth, timeout=10)
-    assert response.status_code == 200
-    assert [r.status_code for r in response.history] == [401]
-    assert interop.token_requests() == before + 1
-
-
-def test_sixteen_threads_share_one_token_request(interop: Interop) -> None:
-    """16 threads sharing one auth object, starting cold: exactly one token request."""
-    auth = ClientCredentialsAuth(interop.token_url, POST_ID, POST_SECRET,
-                                 auth_method="client_secret_post")
-    before = interop.token_requests()
-    statuses = in_threads(16, lambda: requests.get(interop.api(), auth=auth, timeout=10)
-                          .status_code)
-    assert statuses == [200] * 16
-    assert interop.token_requests() == before + 1
 
 
 @pytest.mark.parametrize(
