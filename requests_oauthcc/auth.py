@@ -299,7 +299,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
         Reads ``{prefix}TOKEN_URL`` or ``{prefix}ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET`` or
         ``CLIENT_SECRET_FILE`` (re-read at each token request), ``PRIVATE_KEY_FILE``,
-        ``SCOPE``, ``AUDIENCE``, ``RESOURCE`` (space-separated URIs) and ``AUTH_METHOD``.
+        ``SCOPE``, ``AUDIENCE``, ``RESOURCE`` (space-separated URIs), ``AUTH_METHOD``,
+        ``CLIENT_ID_IN_BODY`` (true/false) and ``REFRESH_ON`` (statuses besides 401,
+        space-separated).
         """
         from .config import environment_options
 

@@ -60,6 +60,13 @@ _OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
     ("--auth-method", "OAUTH_AUTH_METHOD",
      {"help": "client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, "
               "tls_client_auth or self_signed_tls_client_auth"}),
+    ("--client-id-in-body", "OAUTH_CLIENT_ID_IN_BODY",
+     {"action": "store_true", "help": "with client_secret_basic, send client_id in the form "
+                                      "too, as some servers require (variable: true/false)"}),
+    ("--refresh-on", "OAUTH_REFRESH_ON",
+     {"action": "append", "type": int, "metavar": "STATUS",
+      "help": "an API status meaning 'new token, retry once' besides 401, e.g. 403; "
+              "repeatable (variable: space-separated)"}),
     ("--cert", None, {"help": "client certificate (PEM) for mTLS"}),
     ("--key", None, {"help": "private key (PEM) of --cert"}),
     ("--ca-bundle", None, {"help": "CA bundle to verify the servers with"}),
@@ -161,6 +168,10 @@ def _auth_from(args: argparse.Namespace, stdin: TextIO) -> ClientCredentialsAuth
             options[name] = getattr(args, name)
     if args.private_key_file:
         options["private_key"] = args.private_key_file
+    if args.client_id_in_body:
+        options["client_id_in_body"] = True
+    if args.refresh_on:
+        options["refresh_on"] = {401, *args.refresh_on}
     if args.resource:
         options["resource"] = args.resource
     if args.cert:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,4 +69,26 @@ def _read(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
     resource = get("RESOURCE")
     if resource:
         options["resource"] = resource.split()
+    options.update(_switches(prefix, get))
     return options
+
+
+def _switches(prefix: str, get: Callable[[str], str | None]) -> dict[str, Any]:
+    """``client_id_in_body`` and ``refresh_on`` from their variables, when set."""
+    options: dict[str, Any] = {}
+    in_body = get("CLIENT_ID_IN_BODY")
+    if in_body:
+        if in_body.lower() not in _BOOLEANS:
+            raise ConfigurationError(
+                f"{prefix}CLIENT_ID_IN_BODY must be true or false (or 1/0, yes/no)")
+        options["client_id_in_body"] = _BOOLEANS[in_body.lower()]
+    refresh_on = get("REFRESH_ON")
+    if refresh_on:
+        if not all(item.isascii() and item.isdigit() for item in refresh_on.split()):
+            raise ConfigurationError(
+                f"{prefix}REFRESH_ON must be HTTP statuses separated by spaces, e.g. 403")
+        options["refresh_on"] = {401, *map(int, refresh_on.split())}
+    return options
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

@@ -368,3 +368,50 @@ def test_refresh_on_is_checked(refresh_on: Any, message: str) -> None:
     """refresh_on takes 4xx ints including 401; anything else is a clear error."""
     with pytest.raises(ConfigurationError, match=message):
         ClientCredentialsAuth("https://as.example/token", "id", "secret", refresh_on=refresh_on)
+
+
+# -- the switches from the environment and the command line --------------------------------
+
+
+def test_switches_from_the_environment() -> None:
+    """OAUTH_CLIENT_ID_IN_BODY and OAUTH_REFRESH_ON reach the auth built by from_env."""
+    with QuirkyServer(require_client_id=True, reject_status=403) as server:
+        environ = {"OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": server.client_id,
+                   "OAUTH_CLIENT_SECRET": server.client_secret,
+                   "OAUTH_CLIENT_ID_IN_BODY": "true", "OAUTH_REFRESH_ON": "403"}
+        auth = ClientCredentialsAuth.from_env(environ=environ)
+        assert requests.get(server.api_url, auth=auth, timeout=10).status_code == 200
+        time.sleep(1.1)
+        server.revoke_all()
+        response = requests.get(server.api_url, auth=auth, timeout=10)
+        assert response.status_code == 200 and [r.status_code for r in response.history] == [403]
+
+
+@pytest.mark.parametrize(("name", "value"), [("OAUTH_CLIENT_ID_IN_BODY", "maybe"),
+                                             ("OAUTH_REFRESH_ON", "403,404"),
+                                             ("OAUTH_REFRESH_ON", "500")])
+def test_bad_switches_in_the_environment_are_clear_errors(name: str, value: str) -> None:
+    """A value the variable cannot mean is a ConfigurationError naming it."""
+    environ = {"OAUTH_TOKEN_URL": "https://as.example/token", "OAUTH_CLIENT_ID": "id",
+               "OAUTH_CLIENT_SECRET": "secret", name: value}
+    with pytest.raises(ConfigurationError, match=r"REFRESH_ON|CLIENT_ID_IN_BODY|4xx"):
+        ClientCredentialsAuth.from_env(environ=environ)
+
+
+def test_cli_client_id_in_body() -> None:
+    """`requests-oauthcc token --client-id-in-body` gets a token where Basic alone fails."""
+    import os
+    import subprocess
+    import sys
+
+    with QuirkyServer(require_client_id=True) as server:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("OAUTH_")},
+               "OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": server.client_id,
+               "OAUTH_CLIENT_SECRET": server.client_secret}
+        argv = [sys.executable, "-m", "requests_oauthcc", "token"]
+        refused = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        accepted = subprocess.run([*argv, "--client-id-in-body"], capture_output=True,
+                                  text=True, timeout=60, env=env)
+    assert refused.returncode == 3, refused.stderr
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.strip()
