@@ -317,7 +317,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     def fetch_token(self) -> Token:
         """Fetch a new token now (e.g. for a health check) and use it from now on."""
-        return self._holder.get(rejected=self._holder.token)
+        return self._holder.get(rejected=self._holder.token, force=True)
 
     def invalidate(self) -> None:
         """Forget the current token: the next request fetches a new one."""

@@ -56,6 +56,11 @@ class TokenHolder:
     ``current`` is ``(token, refresh_at)`` or ``None``. It is replaced whole, never
     mutated, so the per-request fast path reads it without a lock.
 
+    A fetch that fails with no token to stand in is not tried again for
+    :data:`MIN_REFRESH_INTERVAL`: requests in that second get the same error at once (a
+    401 retry still fetches), so an endpoint refusing the client is not asked once per API
+    request.
+
     A token is used for at least :data:`MIN_REFRESH_INTERVAL` after it arrives, even if
     its lifetime says it is due for refresh (or past its expiry by the client's cautious
     estimate): the server granted it a moment ago, and if the API refuses it, the 401
@@ -89,6 +94,7 @@ class TokenHolder:
         self._clock = clock
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
+        self._failure: tuple[float, requests.RequestException] | None = None
         self.current: tuple[Token, float] | None = None
         _HOLDERS.add(self)
 
@@ -98,11 +104,12 @@ class TokenHolder:
         current = self.current
         return None if current is None else current[0]
 
-    def get(self, rejected: Token | None = None) -> Token:
+    def get(self, rejected: Token | None = None, *, force: bool = False) -> Token:
         """A token to use now; fetches one unless a fresh one is held.
 
         ``rejected``: a token the resource server refused; it is never returned, but a
-        different token that another thread already fetched is.
+        different token that another thread already fetched is. ``force``: fetch even
+        though a fetch failed less than :data:`MIN_REFRESH_INTERVAL` ago.
         """
         while True:
             with self._lock:
@@ -114,6 +121,13 @@ class TokenHolder:
                         return token
                     if self._flight is not None and not token.is_expired(now):
                         return token  # another thread is refreshing; this one still works
+                failure = self._failure
+                if (not force and rejected is None and failure is not None
+                        and self._flight is None
+                        and now - failure[0] < MIN_REFRESH_INTERVAL):
+                    # A fetch failed a moment ago and no token stands in: the same answer,
+                    # not a token request per API request while the endpoint refuses.
+                    raise failure[1].with_traceback(None)
                 flight = self._flight
                 leader = flight is None
                 if flight is None:
@@ -136,6 +150,8 @@ class TokenHolder:
         except requests.RequestException as exc:  # the fetch failed: shared with the waiters
             flight.error = exc
             flight.token = self._fallback(previous, rejected, exc)
+            if flight.token is None:
+                self._failure = (self._clock(), exc)
         else:
             held = None if previous is None else previous[0]
             token = flight.token = renewed(held, token)
@@ -148,6 +164,7 @@ class TokenHolder:
                 refresh_at = token.refresh_at(self._leeway)
             with self._lock:
                 self.current = (token, max(refresh_at, soonest))
+                self._failure = None
         finally:
             # Whatever happened (anything not caught above stays in this thread), the
             # flight ends; nested so that an exception raised meanwhile still wakes them.
@@ -193,12 +210,15 @@ class TokenHolder:
             current = self.current
             if current is not None and (rejected is None or current[0] is rejected):
                 self.current = None
+            if rejected is None:
+                self._failure = None  # asked for a new token: try again at once
         if self._shared is not None and rejected is not None:
             self._shared.discard(rejected)
 
     def _reset_after_fork(self) -> None:
         self._lock = threading.Lock()
         self._flight = None
+        self._failure = None
 
 
 _HOLDERS: weakref.WeakSet[TokenHolder] = weakref.WeakSet()

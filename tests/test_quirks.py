@@ -154,6 +154,37 @@ def test_token_requests_per_second_are_bounded(
         assert server.token_requests * 10 < len(statuses)
 
 
+def test_a_refusing_token_endpoint_is_not_asked_once_per_call() -> None:
+    """An endpoint refusing the client: each call fails at once with the same typed error,
+    and the token requests stay about one per second, not one per call (0.3.0: one each)."""
+    with QuirkyServer() as server, requests.Session() as session:
+        session.auth = auth_for(server, client_secret="revoked-secret")
+        started = time.monotonic()
+        for _ in range(50):
+            with pytest.raises(InvalidClientError):
+                session.get(server.api_url, timeout=10)
+        time.sleep(1.1)
+        with pytest.raises(InvalidClientError):
+            session.get(server.api_url, timeout=10)
+        elapsed = time.monotonic() - started
+        assert 2 <= server.token_requests <= 2 + elapsed, (server.token_requests, elapsed)
+        assert server.api_requests == 0
+
+
+def test_an_explicit_fetch_or_invalidate_tries_again_at_once() -> None:
+    """fetch_token() and invalidate() mean "ask now": not held back by a recent failure."""
+    with QuirkyServer() as server:
+        auth = auth_for(server, client_secret="revoked-secret")
+        with pytest.raises(InvalidClientError):
+            auth.fetch_token()
+        with pytest.raises(InvalidClientError):
+            auth.fetch_token()
+        auth.invalidate()
+        with pytest.raises(InvalidClientError):
+            requests.get(server.api_url, auth=auth, timeout=10)
+        assert server.token_requests == 3
+
+
 # -- 3. token_type spellings of API gateways -----------------------------------------------
 
 
