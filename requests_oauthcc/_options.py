@@ -143,21 +143,25 @@ def check_origins(origins: Iterable[str]) -> frozenset[str]:
 
 
 def check_statuses(name: str, statuses: object) -> frozenset[int]:
-    """``statuses`` as a set of HTTP status codes that mean "fetch a new token and retry".
+    """``statuses`` as the set of API statuses that mean "fetch a new token and retry".
 
-    Each a 4xx int (a 5xx or a redirect says nothing about the token), 401 among them (RFC
-    6750 §3.1: the status of a rejected token). Raises :class:`ConfigurationError`.
+    401 (RFC 6750 §3.1: the status of a rejected token) and, optionally, 403 (APIs that
+    answer a dead token with it). Any other status says nothing certain about the token,
+    and resending on it could repeat a request the server acted on (400, 409) or fight a
+    rate limit (429). Raises :class:`ConfigurationError`.
     """
     if isinstance(statuses, (str, bytes, int)) or not isinstance(statuses, Iterable):
         raise ConfigurationError(f"{name} must be a collection of HTTP statuses, e.g. (401, 403)")
     checked = frozenset(statuses)
-    bad = sorted(repr(s) for s in checked
-                 if isinstance(s, bool) or not isinstance(s, int) or not 400 <= s < 500)
+    bad = sorted(repr(s)[:20] for s in checked
+                 if isinstance(s, bool) or not isinstance(s, int) or s not in (401, 403))
     if bad:
         raise ConfigurationError(
-            f"{name} may only name 4xx statuses (ints); got {', '.join(bad)}")
+            f"{name} may name 401 and 403 only (got {', '.join(bad)}): another status says "
+            "nothing certain about the token, and resending on it could repeat a request "
+            "the server acted on")
     if 401 not in checked:
         raise ConfigurationError(
-            f"{name} must include 401, the status of a rejected token (RFC 6750 §3.1); "
-            "add the statuses your API uses besides it, e.g. (401, 403)")
+            f"{name} must include 401, the status of a rejected token (RFC 6750 §3.1): "
+            "use (401, 403)")
     return checked

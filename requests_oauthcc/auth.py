@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,7 @@ from ._options import (
     replayable_params,
 )
 from ._replay import discard_body, rewind
+from .challenge import challenge_errors
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -104,12 +106,12 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``default_lifetime``: seconds to use a token whose response has no ``expires_in``,
     or ``expires_in: 0`` (default: until the API rejects it).
     ``refresh_on``: the API statuses that mean "this token is no longer good: fetch a new
-    one and retry once" (default ``(401,)``, RFC 6750 §3.1). Add ``403`` for APIs that
-    answer an expired or revoked token with 403 (django-oauth-toolkit's protected views
-    do); a 403 whose ``WWW-Authenticate`` says ``insufficient_scope`` is never retried,
-    and a token younger than ``MIN_REFRESH_INTERVAL`` (1 s) is not replaced because of
-    a status other than 401, so an API that forbids every call costs at most about one
-    token request per second.
+    one and retry once": ``(401,)`` (the default, RFC 6750 §3.1) or ``(401, 403)`` for
+    APIs that answer an expired or revoked token with 403 (django-oauth-toolkit's
+    protected views do). A 403 whose ``WWW-Authenticate`` says ``insufficient_scope`` is
+    never retried, and a token received less than ``MIN_REFRESH_INTERVAL`` (1 s) ago is
+    not replaced because of a 403, so an API that forbids every call costs at most about
+    one token request per second.
     ``session``: a :class:`requests.Session` for token requests (proxies, CA bundle, client
     certificate). Default: a private Session; never the Session this auth is mounted on.
     ``allowed_origins``: ``scheme://host[:port]`` strings (no path, query or user info);
@@ -455,6 +457,17 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             self._holder.invalidate(token)
             return r
         new_token = self._holder.get(rejected=token)
+        # Redirects that answer the retry are followed by requests with a copy of this
+        # request and its hooks: they must not retry again, even if the server gave the
+        # same token value back (the hook knows its token by the header it sent).
+        ours = self._retry_with_new_token
+        request.hooks["response"] = [
+            partial(ours, None) if getattr(hook, "func", None) == ours else hook
+            for hook in request.hooks["response"]]
+        if new_token.authorization == token.authorization:
+            logger.debug("%d from %s: the token endpoint gave the rejected token again; "
+                         "%d returned", status, request.url, status)
+            return r
         logger.debug("%d from %s: retrying once with a new token", status, request.url)
         discard_body(r)
         prep = request.copy()
@@ -473,18 +486,19 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """Whether a ``refresh_on`` status other than 401 may cost a new token.
 
         Not when the server says the scope is insufficient (RFC 6750 §3.1: a new token of
-        the same scope cannot help), nor for a token issued less than
+        the same scope cannot help), nor for a token received less than
         :data:`~requests_oauthcc.reuse.MIN_REFRESH_INTERVAL` ago: a 403 is as often a plain
         "forbidden" as a rejected token, and it must not turn every call into a token
         request.
         """
-        if "insufficient_scope" in r.headers.get("WWW-Authenticate", ""):
+        if "insufficient_scope" in challenge_errors(r.headers.get("WWW-Authenticate", "")):
             logger.debug("%d from %s: insufficient_scope, not retried", r.status_code,
                          r.request.url)
             return False
-        age = self._clock() - token.issued_at
+        received = self._holder.received_at(token)
+        age = math.inf if received is None else self._clock() - received
         if age < MIN_REFRESH_INTERVAL:
-            logger.debug("%d from %s to a token issued %.1fs ago: not retried",
+            logger.debug("%d from %s to a token received %.1fs ago: not retried",
                          r.status_code, r.request.url, age)
             return False
         return True

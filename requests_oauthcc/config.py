@@ -84,7 +84,8 @@ def _switches(prefix: str, get: Callable[[str], str | None]) -> dict[str, Any]:
         options["client_id_in_body"] = _BOOLEANS[in_body.lower()]
     refresh_on = get("REFRESH_ON")
     if refresh_on:
-        if not all(item.isascii() and item.isdigit() for item in refresh_on.split()):
+        if not all(item.isascii() and item.isdigit() and len(item) == 3
+                   for item in refresh_on.split()):
             raise ConfigurationError(
                 f"{prefix}REFRESH_ON must be HTTP statuses separated by spaces, e.g. 403")
         options["refresh_on"] = {401, *map(int, refresh_on.split())}

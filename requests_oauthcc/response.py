@@ -30,6 +30,8 @@ NOT_JSON = object()
 # with it required, '"' followed by many '\\"' made every escaped quote start a new scan
 # to the end, quadratic time), or a bracket.
 _JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
+"""``expires_in`` as a string: digits, optionally with a fraction ("3600", "3599.5")."""
 _STATUS_HINTS = {
     401: " (check client_id, client_secret and auth_method)",
     403: " (check that this client may use the client credentials grant)",
@@ -195,7 +197,7 @@ def _lifetime(value: object, malformed: Callable[[str], Exception]) -> float | N
         raise malformed(f"expires_in must be a number of seconds, got {json_kind(value)}")
     if isinstance(value, str):
         text = value.strip()
-        if not (text.isascii() and text.isdigit()):
+        if not _SECONDS.fullmatch(text):
             raise malformed("expires_in is a string that is not a number of seconds")
         value = text
     try:

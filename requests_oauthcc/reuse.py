@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import requests
 
@@ -95,6 +95,10 @@ class TokenHolder:
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
         self._failure: tuple[float, requests.RequestException] | None = None
+        self._replaced: tuple[float, str] | None = None
+        """When a fetch forced by a rejection last ran, and the rejected ``Authorization``."""
+        self._received = -math.inf
+        """When the current token arrived (this holder's clock)."""
         self.current: tuple[Token, float] | None = None
         _HOLDERS.add(self)
 
@@ -104,12 +108,21 @@ class TokenHolder:
         current = self.current
         return None if current is None else current[0]
 
+    def received_at(self, token: Token) -> float | None:
+        """When ``token`` arrived (clock reading), if it is the current token."""
+        current = self.current
+        return self._received if current is not None and current[0] is token else None
+
     def get(self, rejected: Token | None = None, *, force: bool = False) -> Token:
         """A token to use now; fetches one unless a fresh one is held.
 
-        ``rejected``: a token the resource server refused; it is never returned, but a
-        different token that another thread already fetched is. ``force``: fetch even
-        though a fetch failed less than :data:`MIN_REFRESH_INTERVAL` ago.
+        ``rejected``: a token the resource server refused; a different token that another
+        thread already fetched is returned, else a new one is fetched. Only when a fetch
+        forced by the rejection of that very token value ran less than
+        :data:`MIN_REFRESH_INTERVAL` ago and the server answered the same value again, that
+        value is returned: callers compare, and do not resend. ``force``: fetch even though
+        a fetch failed less than :data:`MIN_REFRESH_INTERVAL` ago.
+        Raises what the fetch raised (a fresh copy for each caller).
         """
         while True:
             with self._lock:
@@ -122,12 +135,24 @@ class TokenHolder:
                     if self._flight is not None and not token.is_expired(now):
                         return token  # another thread is refreshing; this one still works
                 failure = self._failure
-                if (not force and rejected is None and failure is not None
-                        and self._flight is None
-                        and now - failure[0] < MIN_REFRESH_INTERVAL):
+                recent_failure = (failure is not None and self._flight is None
+                                  and now - failure[0] < MIN_REFRESH_INTERVAL)
+                replaced = self._replaced
+                if (rejected is not None and replaced is not None and self._flight is None
+                        and replaced[1] == rejected.authorization
+                        and now - replaced[0] < MIN_REFRESH_INTERVAL):
+                    # This very token was replaced (or tried to be) a moment ago: the
+                    # server answered it again, or failed. Not a token request per call.
+                    if current is not None:
+                        return current[0]
+                    if recent_failure:
+                        assert failure is not None
+                        raise _fresh(failure[1])
+                if not force and rejected is None and recent_failure:
                     # A fetch failed a moment ago and no token stands in: the same answer,
                     # not a token request per API request while the endpoint refuses.
-                    raise failure[1].with_traceback(None)
+                    assert failure is not None
+                    raise _fresh(failure[1])
                 flight = self._flight
                 leader = flight is None
                 if flight is None:
@@ -138,7 +163,7 @@ class TokenHolder:
             if flight.token is not None and flight.token is not rejected:
                 return flight.token
             if flight.error is not None:
-                raise flight.error
+                raise _fresh(flight.error)
             # The leader was interrupted by something that is not a failure of the fetch
             # (KeyboardInterrupt, a signal handler's exception): try again.
 
@@ -150,21 +175,31 @@ class TokenHolder:
         except requests.RequestException as exc:  # the fetch failed: shared with the waiters
             flight.error = exc
             flight.token = self._fallback(previous, rejected, exc)
-            if flight.token is None:
-                self._failure = (self._clock(), exc)
+            with self._lock:
+                if flight.token is None:
+                    self._failure = (self._clock(), exc)
+                    if self.current is not None and self.current[0] is rejected:
+                        self.current = None  # never sent again: the next calls get the error
+                if rejected is not None:
+                    self._replaced = (self._clock(), rejected.authorization)
         else:
             held = None if previous is None else previous[0]
             token = flight.token = renewed(held, token)
-            soonest = self._clock() + MIN_REFRESH_INTERVAL
+            now = self._clock()
             if held is not None and held.access_token == token.access_token:
                 # The server keeps one token per client: asking again before it expires
-                # would only bring the same token back.
+                # would only bring the same token back; once it has, not for a second.
                 refresh_at = token.expires_at if token.expires_at is not None else math.inf
+                if refresh_at <= now:
+                    refresh_at = now + MIN_REFRESH_INTERVAL
             else:
-                refresh_at = token.refresh_at(self._leeway)
+                refresh_at = max(token.refresh_at(self._leeway), now + MIN_REFRESH_INTERVAL)
             with self._lock:
-                self.current = (token, max(refresh_at, soonest))
+                self.current = (token, refresh_at)
+                self._received = now
                 self._failure = None
+                if rejected is not None:
+                    self._replaced = (now, rejected.authorization)
         finally:
             # Whatever happened (anything not caught above stays in this thread), the
             # flight ends; nested so that an exception raised meanwhile still wakes them.
@@ -219,6 +254,24 @@ class TokenHolder:
         self._lock = threading.Lock()
         self._flight = None
         self._failure = None
+        self._replaced = None
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _fresh(exc: _E) -> _E:
+    """A copy of ``exc`` without a traceback, for one more caller to raise.
+
+    Raising one exception object from several threads would pile each caller's frames (and
+    exception context) onto it, so an error kept by one caller would show another's.
+    ``__init__`` is not run again: the copy has the same ``args``, attributes and cause.
+    """
+    copied = type(exc).__new__(type(exc), *exc.args)
+    copied.__dict__.update(exc.__dict__)
+    copied.__cause__ = exc.__cause__
+    copied.__suppress_context__ = exc.__suppress_context__
+    return copied
 
 
 _HOLDERS: weakref.WeakSet[TokenHolder] = weakref.WeakSet()

@@ -128,7 +128,8 @@ def checked_fields(
         raise UnusableToken(f"access_token is longer than {MAX_TOKEN_CHARS} characters")
     if not _HEADER_SAFE.fullmatch(access_token):
         raise UnusableToken("access_token holds characters that cannot go in an HTTP header")
-    if not isinstance(token_type, str) or token_type.lower() not in BEARER_ALIASES:
+    if (not isinstance(token_type, str) or not token_type.isascii()
+            or token_type.lower() not in BEARER_ALIASES):
         shown = (repr(token_type[:20]) if isinstance(token_type, str) and
                  token_type.isascii() and token_type.isprintable() else json_kind(token_type))
         raise UnusableToken(f"token_type {shown} is not supported; only Bearer tokens are")

@@ -39,6 +39,8 @@ class QuirkyServer:
     (401 with ``WWW-Authenticate``, or 403 without, as django-oauth-toolkit).
     ``issuer_path``/``metadata_at``: an issuer with a path, and its metadata at
     ``"suffix"`` (``{issuer}/.well-known/oauth-authorization-server``) or nowhere.
+    ``api_accepts``: ``False`` for an API that refuses every token (wrong audience, say).
+    ``token_delay``: seconds the token endpoint takes to answer.
     """
 
     def __init__(
@@ -55,12 +57,15 @@ class QuirkyServer:
         reject_status: int = 401,
         issuer_path: str = "",
         metadata_at: str | None = None,
+        api_accepts: bool = True,
+        token_delay: float = 0.0,
     ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.lifetime, self.expires_in, self.one_token = lifetime, expires_in, one_token
         self.token_type, self.basic, self.require_client_id = token_type, basic, require_client_id
         self.reject_status = reject_status
         self.issuer_path, self.metadata_at = issuer_path, metadata_at
+        self.api_accepts, self.token_delay = api_accepts, token_delay
         self.token_requests = 0
         self.api_requests = 0
         self.rejections = 0
@@ -109,6 +114,7 @@ class QuirkyServer:
 
     def token_answer(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        time.sleep(self.token_delay)
         with self._lock:
             self.token_requests += 1
             self.last_form = form
@@ -154,7 +160,7 @@ class QuirkyServer:
         with self._lock:
             self.api_requests += 1
             token = authorization.removeprefix("Bearer ")
-            alive = self._tokens.get(token, -math.inf) > time.monotonic()
+            alive = self.api_accepts and self._tokens.get(token, -math.inf) > time.monotonic()
             if not alive:
                 self.rejections += 1
         if alive:

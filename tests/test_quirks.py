@@ -99,7 +99,7 @@ def test_expires_in_zero_takes_default_lifetime() -> None:
         assert token.lifetime == 120
 
 
-@pytest.mark.parametrize("zero", [0, 0.0, "0", " 0 "])
+@pytest.mark.parametrize("zero", [0, 0.0, "0", " 0 ", "0.0"])
 def test_every_spelling_of_zero_is_no_lifetime(zero: object) -> None:
     """0 as a number, a float or a numeric string: all mean no lifetime given."""
     notes: list[str] = []
@@ -185,6 +185,91 @@ def test_an_explicit_fetch_or_invalidate_tries_again_at_once() -> None:
         assert server.token_requests == 3
 
 
+def test_a_refused_replacement_is_not_asked_once_per_call() -> None:
+    """The client was disabled: the API refuses its token and the endpoint refuses the
+    client. After the first call, calls fail at once with the endpoint's error, and the
+    token requests stay about one per second (0.3.0: one 401 and one token request each)."""
+    with QuirkyServer() as server, requests.Session() as session:
+        session.auth = auth_for(server)
+        assert session.get(server.api_url, timeout=10).status_code == 200
+        server.client_secret = "rotated-at-the-server"
+        server.revoke_all()
+        before, api_before = server.token_requests, server.api_requests
+        started = time.monotonic()
+        for _ in range(50):
+            with pytest.raises(InvalidClientError):
+                session.get(server.api_url, timeout=10)
+        elapsed = time.monotonic() - started
+        assert server.token_requests - before <= 1 + elapsed, server.token_requests - before
+        assert server.api_requests - api_before == 1  # the dead token is not sent again
+
+
+def test_a_gateway_answering_the_rejected_token_again_is_not_resent() -> None:
+    """The API refuses a token the gateway keeps answering: each call returns its 401 after
+    one API request (no resend of the same value), and token requests stay about one per
+    second."""
+    with QuirkyServer(one_token=True, api_accepts=False) as server, \
+            requests.Session() as session:
+        session.auth = auth_for(server)
+        started = time.monotonic()
+        statuses = [session.get(server.api_url, timeout=10).status_code for _ in range(50)]
+        elapsed = time.monotonic() - started
+        assert statuses == [401] * 50
+        assert server.api_requests == 50
+        assert server.token_requests <= 2 + elapsed, (server.token_requests, elapsed)
+
+
+def test_a_slow_endpoint_does_not_make_every_403_a_token_request() -> None:
+    """A token is "young" from when it arrived, not from when it was asked for: with an
+    endpoint taking 1.1 s and an API forbidding everything, most calls cost no token."""
+    with QuirkyServer(api_accepts=False, reject_status=403, token_delay=1.1) as server, \
+            requests.Session() as session:
+        session.auth = auth_for(server, refresh_on=(401, 403))
+        end = time.monotonic() + 4.5
+        calls = 0
+        while time.monotonic() < end:
+            assert session.get(server.api_url, timeout=10).status_code == 403
+            calls += 1
+        assert calls >= 5 * server.token_requests, (calls, server.token_requests)
+
+
+def test_a_redirect_chain_after_the_retry_is_not_retried_again() -> None:
+    """An API answering each path's first request with 401 and the retry with a redirect
+    to the next path, behind a gateway reissuing the same token: one call, no chain of
+    retries (0.3.0: 31 retries, until TooManyRedirects)."""
+    seen: dict[str, int] = {}
+
+    def answer(request: Any) -> list[tuple[float, bytes]]:
+        seen[request.path] = seen.get(request.path, 0) + 1
+        if seen[request.path] == 1:
+            return [(0, raw_response(401, b"", {"WWW-Authenticate": "Bearer"}))]
+        step = int(request.path.strip("/p") or 0)
+        return [(0, raw_response(302, b"", {"Location": f"/p{step + 1}"}))]
+
+    with QuirkyServer(one_token=True) as server, RawServer(answer, keep_alive=True) as api:
+        response = requests.get(api.url("/p0"), auth=auth_for(server), timeout=10)
+        assert response.status_code == 401
+        assert len(api.requests) <= 3, [r.path for r in api.requests]
+
+
+def test_each_caller_gets_its_own_copy_of_a_shared_failure() -> None:
+    """Callers sharing one failed fetch (or its one-second memory) each raise their own
+    exception object: no caller's frames or context show in another's error."""
+    with QuirkyServer() as server:
+        auth = auth_for(server, client_secret="wrong")
+        errors = []
+        for _ in range(3):
+            try:
+                requests.get(server.api_url, auth=auth, timeout=10)
+            except InvalidClientError as exc:
+                errors.append(exc)
+        assert len(errors) == 3 and len({id(e) for e in errors}) == 3
+        assert server.token_requests == 1
+        depth = [len(__import__("traceback").extract_tb(e.__traceback__)) for e in errors]
+        assert depth[1] == depth[2], depth
+        assert all(e.__cause__ is errors[0].__cause__ for e in errors)
+
+
 # -- 3. token_type spellings of API gateways -----------------------------------------------
 
 
@@ -196,7 +281,8 @@ def test_apigee_bearertoken_is_bearer() -> None:
         assert auth.token is not None and auth.token.authorization.startswith("Bearer ")
 
 
-@pytest.mark.parametrize("token_type", ["mac", "MAC", "DPoP", "Bearer-Token", "N_A"])
+@pytest.mark.parametrize("token_type", ["mac", "MAC", "DPoP", "Bearer-Token", "N_A",
+                                        "BearerTo\u212aen"])
 def test_other_token_types_stay_refused(token_type: str) -> None:
     """mac, DPoP (without DPoP configured) and unknown types are refused, naming the type."""
     with QuirkyServer(token_type=token_type) as server, pytest.raises(
@@ -392,11 +478,13 @@ def test_403_insufficient_scope_is_never_retried(server: OAuthTestServer) -> Non
 
 @pytest.mark.parametrize(
     ("refresh_on", "message"),
-    [((403,), "must include 401"), ((401, 500), "only name 4xx"), ("401", "collection"),
-     (401, "collection"), ((401, True), "only name 4xx"), ((401, "403"), "only name 4xx")],
+    [((403,), "must include 401"), ((401, 500), "401 and 403 only"), ("401", "collection"),
+     (401, "collection"), ((401, True), "401 and 403 only"), ((401, "403"), "401 and 403 only"),
+     ((401, 429), "401 and 403 only"), ((401, 400), "401 and 403 only")],
 )
 def test_refresh_on_is_checked(refresh_on: Any, message: str) -> None:
-    """refresh_on takes 4xx ints including 401; anything else is a clear error."""
+    """refresh_on takes 401, and 403 besides; anything else (a 429 or a 400 would resend
+    requests the server may have acted on) is a clear error."""
     with pytest.raises(ConfigurationError, match=message):
         ClientCredentialsAuth("https://as.example/token", "id", "secret", refresh_on=refresh_on)
 
@@ -420,12 +508,13 @@ def test_switches_from_the_environment() -> None:
 
 @pytest.mark.parametrize(("name", "value"), [("OAUTH_CLIENT_ID_IN_BODY", "maybe"),
                                              ("OAUTH_REFRESH_ON", "403,404"),
-                                             ("OAUTH_REFRESH_ON", "500")])
+                                             ("OAUTH_REFRESH_ON", "500"),
+                                             ("OAUTH_REFRESH_ON", "4" * 5000)])
 def test_bad_switches_in_the_environment_are_clear_errors(name: str, value: str) -> None:
     """A value the variable cannot mean is a ConfigurationError naming it."""
     environ = {"OAUTH_TOKEN_URL": "https://as.example/token", "OAUTH_CLIENT_ID": "id",
                "OAUTH_CLIENT_SECRET": "secret", name: value}
-    with pytest.raises(ConfigurationError, match=r"REFRESH_ON|CLIENT_ID_IN_BODY|4xx"):
+    with pytest.raises(ConfigurationError, match=r"REFRESH_ON|CLIENT_ID_IN_BODY|401 and 403"):
         ClientCredentialsAuth.from_env(environ=environ)
 
 
@@ -446,3 +535,30 @@ def test_cli_client_id_in_body() -> None:
     assert refused.returncode == 3, refused.stderr
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.strip()
+
+
+# -- reading WWW-Authenticate -------------------------------------------------------------
+
+
+def test_insufficient_scope_is_read_from_the_error_parameter_only() -> None:
+    """Only the error parameter counts: the words in a description are not a code."""
+    from requests_oauthcc.challenge import challenge_errors
+
+    assert challenge_errors('Bearer error="insufficient_scope", scope="a b"') == {
+        "insufficient_scope"}
+    assert challenge_errors(
+        'Bearer error="invalid_token", error_description="not insufficient_scope, '
+        'error=insufficient_scope"') == {"invalid_token"}
+    assert challenge_errors('Basic realm="x", Bearer error=Insufficient_Scope') == {
+        "insufficient_scope"}
+    assert challenge_errors("Bearer") == frozenset()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_challenge_header_is_read_without_error(header: str) -> None:
+    """Whatever an API sends, reading it gives a set of lower-case codes, never an error."""
+    from requests_oauthcc.challenge import challenge_errors
+
+    codes = challenge_errors(header)
+    assert all(code == code.lower() for code in codes)
