@@ -268,6 +268,7 @@ def _fresh(exc: _E) -> _E:
     ``__init__`` is not run again: the copy has the same ``args``, attributes and cause.
     """
     copied = type(exc).__new__(type(exc), *exc.args)
+    copied.args = exc.args  # OSError's __new__ leaves them to an overridden __init__
     copied.__dict__.update(exc.__dict__)
     copied.__cause__ = exc.__cause__
     copied.__suppress_context__ = exc.__suppress_context__

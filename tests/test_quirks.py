@@ -264,6 +264,7 @@ def test_each_caller_gets_its_own_copy_of_a_shared_failure() -> None:
             except InvalidClientError as exc:
                 errors.append(exc)
         assert len(errors) == 3 and len({id(e) for e in errors}) == 3
+        assert len({str(e) for e in errors}) == 1 and "invalid_client" in str(errors[2])
         assert server.token_requests == 1
         depth = [len(__import__("traceback").extract_tb(e.__traceback__)) for e in errors]
         assert depth[1] == depth[2], depth

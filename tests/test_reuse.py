@@ -71,14 +71,18 @@ def test_concurrent_cold_callers_share_one_fetch(clock: FakeClock) -> None:
 
 
 def test_waiters_get_the_same_error_instead_of_stampeding(clock: FakeClock) -> None:
-    """When the single fetch fails, every waiting thread gets that error; one request made."""
+    """When the single fetch fails, every waiting thread gets that error (its own copy,
+    same type, message, attributes and cause); one request made."""
     fetch = Fetcher(clock)
     fetch.delay = 0.2
     fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
     holder = holder_for(fetch)
     results = in_threads(16, holder.get)
     assert fetch.calls == 1
-    assert all(r is fetch.error for r in results)
+    assert all(type(r) is TokenEndpointError and str(r) == "down" for r in results)
+    assert all(r.status_code == 503 and r.token_url == "https://as/token"  # type: ignore[attr-defined]
+               for r in results)
+    assert sum(r is fetch.error for r in results) == 1  # the leader's; the others, copies
 
 
 def test_failed_early_refresh_keeps_using_the_valid_token(clock: FakeClock) -> None:
