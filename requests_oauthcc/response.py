@@ -172,9 +172,10 @@ def parse_token_response(
         if notice is not None:
             notice(
                 f"the token endpoint {token_url} answered expires_in 0, taken as no lifetime "
-                "given: " + ("the token is used until the API rejects it" if default_lifetime
-                             is None else f"the token is used for default_lifetime="
-                             f"{default_lifetime:g}s")
+                "given: " + ("a new token is used until the API rejects it" if
+                             default_lifetime is None else "a new token is used for "
+                             f"default_lifetime={default_lifetime:g}s")
+                + " (a token already held keeps the expiry it had)"
             )
         lifetime = None
     if lifetime is None:

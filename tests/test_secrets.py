@@ -18,13 +18,14 @@ import json
 import logging
 import re
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from requests_oauthcc import ClientCredentialsAuth, TokenError, TokenRetry
@@ -119,14 +120,19 @@ def decoded(text: str) -> set[str]:
     for _ in range(2):
         for view in list(views):
             views |= {unquote(view), unquote_plus(view), html.unescape(view)}
-            with contextlib.suppress(UnicodeError):
+            # A backslash before a space is an invalid escape: a DeprecationWarning, which
+            # -W error would turn into a failure of this helper, not of the library.
+            with contextlib.suppress(UnicodeError), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
                 views.add(codecs.decode(view.encode("latin-1", "backslashreplace"),
                                         "unicode_escape"))
     return views | {unicodedata.normalize("NFKC", view) for view in views}
 
 
 def basic_value(secret: str) -> str:
-    return base64.b64encode(f"{quote_plus(CLIENT_ID)}:{quote_plus(secret)}".encode()).decode()
+    """The Basic credential as sent (RFC 6749 §2.3.1, a space as %20)."""
+    return base64.b64encode(f"{quote(CLIENT_ID, safe='')}:{quote(secret, safe='')}"
+                            .encode()).decode()
 
 
 # -- scenarios: each drives one path; most end in an error ----------------------------------
@@ -343,6 +349,9 @@ secrets_strategy = st.builds(
 @given(secret=secrets_strategy,
        name=st.sampled_from([n for n in SCENARIOS if n != "timeout"]),
        method=st.sampled_from(METHODS))
+# A backslash before a space: the test's own unicode_escape view warned (found by a newcomer).
+@example(secret="\\ \xa0\x80Zq8x", name="page with foreign encodings",
+         method="client_secret_basic")
 def test_no_secret_leaks_for_any_secret(secret: str, name: str, method: str) -> None:
     """Property: for secrets of printable ASCII, whitespace and non-ASCII characters, no
     path shows the secret in any encoding, nor any token."""

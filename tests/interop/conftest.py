@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 import requests
 
+from ..conftest import missing
 from .servers import (
     AWKWARD_ID,
     AWKWARD_SECRET,
     Client,
     InteropServer,
-    missing,
     start_process,
     stop_process,
 )
@@ -42,12 +42,6 @@ BASIC_SECRET = "s3cr3t:+%/ &=?#\"'<>"
 POST_ID, POST_SECRET = "post-client", "post-client-secret"
 JWT_ID, JWT_SECRET = "hmac-client", "hmac-client-secret-long-enough-for-hs256-xxxxxxxx"
 RSA_ID, EC_ID = "rsa-key-client", "ec-key-client"
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclass
@@ -118,9 +112,9 @@ def _start(config: dict[str, Any], directory: Path, env: dict[str, str] | None =
            ) -> tuple[subprocess.Popen[str], str]:
     node = shutil.which("node")
     if node is None:
-        _missing("node is not installed: the interop tests need Node.js")
+        missing("node is not installed: the interop tests need Node.js")
     if not (HERE / "node_modules" / "oidc-provider").is_dir():
-        _missing("oidc-provider is not installed: run `npm ci` in tests/interop")
+        missing("oidc-provider is not installed: run `npm ci` in tests/interop")
     assert node is not None
     config_path = directory / "config.json"
     config_path.write_text(json.dumps(config))

@@ -60,13 +60,6 @@ class InteropServer:
     token_ttl: float = 2.0
 
 
-def missing(message: str) -> None:
-    """A server the tests need is not installed: skip locally, fail in CI."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def start_process(argv: Sequence[str], *, cwd: str, env: Mapping[str, str] | None = None,
                   name: str, timeout: float = 60) -> tuple[subprocess.Popen[str], str]:
     """Start a server that prints one line when ready; ``(process, that line)``.
