@@ -35,7 +35,6 @@ from ._options import (
     replayable_params,
 )
 from ._replay import discard_body, rewind
-from .challenge import challenge_errors
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -491,6 +490,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         "forbidden" as a rejected token, and it must not turn every call into a token
         request.
         """
+        from .challenge import challenge_errors  # only APIs that answer 403 need it
+
         if "insufficient_scope" in challenge_errors(r.headers.get("WWW-Authenticate", "")):
             logger.debug("%d from %s: insufficient_scope, not retried", r.status_code,
                          r.request.url)
