@@ -450,10 +450,14 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         connection = getattr(r, "connection", None)
         if connection is None or not rewind(request):
             logger.debug(
-                "%d from %s: body cannot be sent again; token dropped, %d returned",
+                "%d from %s: body cannot be sent again; token replaced, %d returned",
                 status, request.url, status,
             )
-            self._holder.invalidate(token)
+            try:  # the next call gets a new token, bounded like any other rejection
+                self._holder.get(rejected=token)
+            except requests.RequestException as exc:
+                logger.debug("no new token after the %d from %s: %s", status, request.url,
+                             type(exc).__name__)
             return r
         new_token = self._holder.get(rejected=token)
         # Redirects that answer the retry are followed by requests with a copy of this

@@ -109,26 +109,27 @@ class TokenHolder:
         return None if current is None else current[0]
 
     def received_at(self, token: Token) -> float | None:
-        """When ``token`` arrived (clock reading), if it is the current token."""
+        """When ``token`` arrived (clock reading), if it is (by value) the current token."""
         current = self.current
-        return self._received if current is not None and current[0] is token else None
+        return self._received if current is not None and _same(current[0], token) else None
 
     def get(self, rejected: Token | None = None, *, force: bool = False) -> Token:
         """A token to use now; fetches one unless a fresh one is held.
 
-        ``rejected``: a token the resource server refused; a different token that another
-        thread already fetched is returned, else a new one is fetched. Only when a fetch
-        forced by the rejection of that very token value ran less than
-        :data:`MIN_REFRESH_INTERVAL` ago and the server answered the same value again, that
-        value is returned: callers compare, and do not resend. ``force``: fetch even though
-        a fetch failed less than :data:`MIN_REFRESH_INTERVAL` ago.
-        Raises what the fetch raised (a fresh copy for each caller).
+        ``rejected``: a token the resource server refused (compared by value: a gateway
+        may hand out the same value again); a different token that another thread already
+        fetched is returned, else a new one is fetched. Only when a fetch forced by the
+        rejection of that very value ran less than :data:`MIN_REFRESH_INTERVAL` ago and
+        the server answered the same value again, that value is returned: callers compare,
+        and do not resend. ``force``: an explicit fetch (``fetch_token()``): not held back
+        by a recent failure, and if it fails, the held token stays.
+        Raises what the fetch raised (each caller but the fetching one gets a copy).
         """
         while True:
             with self._lock:
                 current = self.current
                 now = self._clock()
-                if current is not None and current[0] is not rejected:
+                if current is not None and not _same(current[0], rejected):
                     token, refresh_at = current
                     if now < refresh_at:
                         return token
@@ -138,12 +139,13 @@ class TokenHolder:
                 recent_failure = (failure is not None and self._flight is None
                                   and now - failure[0] < MIN_REFRESH_INTERVAL)
                 replaced = self._replaced
-                if (rejected is not None and replaced is not None and self._flight is None
-                        and replaced[1] == rejected.authorization
+                if (not force and rejected is not None and replaced is not None
+                        and self._flight is None and replaced[1] == rejected.authorization
                         and now - replaced[0] < MIN_REFRESH_INTERVAL):
                     # This very token was replaced (or tried to be) a moment ago: the
                     # server answered it again, or failed. Not a token request per call.
-                    if current is not None:
+                    if current is not None and (_same(current[0], rejected)
+                                                or not current[0].is_expired(now)):
                         return current[0]
                     if recent_failure:
                         assert failure is not None
@@ -158,9 +160,9 @@ class TokenHolder:
                 if flight is None:
                     flight = self._flight = _Flight()
             if leader:
-                return self._lead(flight, current, rejected)
+                return self._lead(flight, current, rejected, force)
             flight.done.wait()
-            if flight.token is not None and flight.token is not rejected:
+            if flight.token is not None and not _same(flight.token, rejected):
                 return flight.token
             if flight.error is not None:
                 raise _fresh(flight.error)
@@ -168,38 +170,22 @@ class TokenHolder:
             # (KeyboardInterrupt, a signal handler's exception): try again.
 
     def _lead(
-        self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None
+        self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None,
+        force: bool = False,
     ) -> Token:
+        failed: requests.RequestException | None = None
         try:
             token = self._fetch() if self._shared is None else self._shared.fetch(rejected)
         except requests.RequestException as exc:  # the fetch failed: shared with the waiters
-            flight.error = exc
+            failed = exc
+            # Kept (and handed to the others) as a copy taken now, so that nothing this
+            # thread's callers add to the one they get, frames included, reaches them.
+            flight.error = _fresh(exc)
             flight.token = self._fallback(previous, rejected, exc)
-            with self._lock:
-                if flight.token is None:
-                    self._failure = (self._clock(), exc)
-                    if self.current is not None and self.current[0] is rejected:
-                        self.current = None  # never sent again: the next calls get the error
-                if rejected is not None:
-                    self._replaced = (self._clock(), rejected.authorization)
+            if not force:  # a failed fetch_token() leaves the held token in use
+                self._remember_failure(flight.error, rejected, flight.token is None)
         else:
-            held = None if previous is None else previous[0]
-            token = flight.token = renewed(held, token)
-            now = self._clock()
-            if held is not None and held.access_token == token.access_token:
-                # The server keeps one token per client: asking again before it expires
-                # would only bring the same token back; once it has, not for a second.
-                refresh_at = token.expires_at if token.expires_at is not None else math.inf
-                if refresh_at <= now:
-                    refresh_at = now + MIN_REFRESH_INTERVAL
-            else:
-                refresh_at = max(token.refresh_at(self._leeway), now + MIN_REFRESH_INTERVAL)
-            with self._lock:
-                self.current = (token, refresh_at)
-                self._received = now
-                self._failure = None
-                if rejected is not None:
-                    self._replaced = (now, rejected.authorization)
+            flight.token = self._install(token, previous, rejected)
         finally:
             # Whatever happened (anything not caught above stays in this thread), the
             # flight ends; nested so that an exception raised meanwhile still wakes them.
@@ -209,15 +195,52 @@ class TokenHolder:
             finally:
                 flight.done.set()
         if flight.token is None:
-            assert flight.error is not None
-            raise flight.error
+            assert failed is not None
+            raise failed
         return flight.token
+
+    def _install(
+        self, token: Token, previous: tuple[Token, float] | None, rejected: Token | None
+    ) -> Token:
+        """Make a fetched token current, with its refresh time; what to hand out."""
+        held = None if previous is None else previous[0]
+        token = renewed(held, token)
+        now = self._clock()
+        if held is not None and held.access_token == token.access_token:
+            # The server keeps one token per client: asking again before it expires would
+            # only bring the same token back; once it has, not for a second.
+            refresh_at = token.expires_at if token.expires_at is not None else math.inf
+            if refresh_at <= now:
+                refresh_at = now + MIN_REFRESH_INTERVAL
+        else:
+            refresh_at = max(token.refresh_at(self._leeway), now + MIN_REFRESH_INTERVAL)
+        with self._lock:
+            self.current = (token, refresh_at)
+            self._received = now
+            self._failure = None
+            if rejected is not None:
+                self._replaced = (now, rejected.authorization)
+        return token
+
+    def _remember_failure(
+        self, error: requests.RequestException, rejected: Token | None, unbridged: bool
+    ) -> None:
+        """After a failed fetch: with no token standing in, the error answers for a second
+        and a rejected token is not sent again; a rejection is not re-fetched for a second."""
+        with self._lock:
+            now = self._clock()
+            if unbridged:
+                self._failure = (now, error)
+                if self.current is not None and _same(self.current[0], rejected):
+                    self.current = None
+            if rejected is not None:
+                self._replaced = (now, rejected.authorization)
 
     def _fallback(
         self, previous: tuple[Token, float] | None, rejected: Token | None, exc: Exception
     ) -> Token | None:
         """The held token, if it may stand in for the failed refresh."""
-        if previous is None or previous[0] is rejected:
+        if previous is None or _same(previous[0], rejected):
             return None
         token = previous[0]
         now = self._clock()
@@ -243,7 +266,7 @@ class TokenHolder:
         """
         with self._lock:
             current = self.current
-            if current is not None and (rejected is None or current[0] is rejected):
+            if current is not None and (rejected is None or _same(current[0], rejected)):
                 self.current = None
             if rejected is None:
                 self._failure = None  # asked for a new token: try again at once
@@ -255,6 +278,11 @@ class TokenHolder:
         self._flight = None
         self._failure = None
         self._replaced = None
+
+
+def _same(token: Token, other: Token | None) -> bool:
+    """Whether ``other`` is ``token`` or carries the same value (a gateway's new copy)."""
+    return token is other or (other is not None and token.authorization == other.authorization)
 
 
 _E = TypeVar("_E", bound=BaseException)
@@ -270,6 +298,10 @@ def _fresh(exc: _E) -> _E:
     copied = type(exc).__new__(type(exc), *exc.args)
     copied.args = exc.args  # OSError's __new__ leaves them to an overridden __init__
     copied.__dict__.update(exc.__dict__)
+    if isinstance(exc, OSError) and isinstance(copied, OSError):  # fields kept outside __dict__
+        for name in ("errno", "strerror", "filename", "filename2"):
+            if getattr(exc, name) is not None:  # set to None, they would show in str()
+                setattr(copied, name, getattr(exc, name))
     copied.__cause__ = exc.__cause__
     copied.__suppress_context__ = exc.__suppress_context__
     return copied

@@ -207,8 +207,19 @@ def _handler(server: QuirkyServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(200, document)
 
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = b""
+            while True:  # chunked (a generator's upload): size line, data, CRLF; 0 ends
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                body += self.rfile.read(size)
+                self.rfile.readline()
+                if size == 0:
+                    return body
+
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = self._body()
             if urlsplit(self.path).path == "/token":
                 self._send(*server.token_answer(dict(self.headers.items()), body))
             else:

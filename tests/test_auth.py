@@ -217,12 +217,14 @@ def test_bytesio_body_replayed_at_the_socket_level(
     assert bodies == [b"x" * 5000, b"x" * 5000]
 
 
-def test_generator_body_is_not_replayed_and_token_is_dropped(
+def test_generator_body_is_not_replayed_and_token_is_replaced(
     make_auth: MakeAuth, server: OAuthTestServer, session: requests.Session
 ) -> None:
-    """A generator cannot be sent twice: the 401 comes back, the next request refetches."""
+    """A generator cannot be sent twice: the 401 comes back unchanged, and the rejected
+    token is replaced (one token request, bounded like any rejection) for the next call."""
     session.auth = auth = make_auth()
     session.get(server.resource_url)
+    rejected = auth.token
     server.revoke_all()
 
     def chunks() -> Iterator[bytes]:
@@ -231,8 +233,8 @@ def test_generator_body_is_not_replayed_and_token_is_dropped(
 
     response = session.post(server.resource_url, data=chunks())
     assert response.status_code == 401 and not response.history
-    assert auth.token is None
-    assert server.token_requests == 1
+    assert auth.token is not None and auth.token is not rejected
+    assert server.token_requests == 2
     assert session.get(server.resource_url).status_code == 200
     assert server.token_requests == 2
 

@@ -271,6 +271,34 @@ def test_each_caller_gets_its_own_copy_of_a_shared_failure() -> None:
         assert all(e.__cause__ is errors[0].__cause__ for e in errors)
 
 
+def test_a_failed_health_check_does_not_break_the_api_calls() -> None:
+    """fetch_token() failing while the endpoint is down raises, and the held token (still
+    good at the API) keeps serving every call (0.3.0 behaved so; an interim change did not)."""
+    with QuirkyServer() as server, requests.Session() as session:
+        auth = session.auth = auth_for(server)
+        assert session.get(server.api_url, timeout=10).status_code == 200
+        server.client_secret = "the endpoint refuses for now"
+        with pytest.raises(InvalidClientError):
+            auth.fetch_token()
+        statuses = [session.get(server.api_url, timeout=10).status_code for _ in range(20)]
+        assert statuses == [200] * 20
+
+
+def test_unreplayable_bodies_against_a_gateway_reissuing_a_refused_token() -> None:
+    """Uploads that cannot be sent twice, an API refusing the token a gateway keeps
+    reissuing: each call gets its 401, and the token requests stay about one per second
+    (found by an outside review: one per call)."""
+    with QuirkyServer(one_token=True, api_accepts=False) as server, \
+            requests.Session() as session:
+        session.auth = auth_for(server)
+        started = time.monotonic()
+        statuses = [session.post(server.api_url, data=iter([b"chunk"]), timeout=10)
+                    .status_code for _ in range(30)]
+        elapsed = time.monotonic() - started
+        assert statuses == [401] * 30
+        assert server.token_requests <= 2 + elapsed, (server.token_requests, elapsed)
+
+
 # -- 3. token_type spellings of API gateways -----------------------------------------------
 
 

@@ -337,3 +337,47 @@ def test_a_rejected_token_is_replaced_at_once_whatever_its_age(clock: FakeClock)
     first = holder.get()
     second = holder.get(rejected=first)
     assert second is not first and fetch.calls == 2
+
+
+def test_a_rejected_value_is_never_handed_back_as_another_token(clock: FakeClock) -> None:
+    """A gateway's same-value refresh makes a new Token object: a 401 on a request that
+    carried the older object still leads to a new fetch, not to the same dead value
+    (found by an outside review: 401s reached callers without a retry)."""
+    fetch = SameToken(clock, expiry=clock() + 60)
+    holder = TokenHolder(fetch, leeway=10, clock=clock)
+    first = holder.get()
+    clock.advance(54.5)
+    second = holder.get()
+    assert second is not first and second.access_token == first.access_token
+    fetch.expiry = clock() + 60  # the gateway's token expired early: it issues a new one
+    fetch_before = fetch.calls
+    holder.get(rejected=first)
+    assert fetch.calls == fetch_before + 1
+
+
+def test_a_failed_explicit_fetch_keeps_the_held_token(clock: FakeClock) -> None:
+    """fetch_token() (a health check, say) failing during an outage does not throw away a
+    valid token: the next calls keep using it (found by an outside review)."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    held_token = holder.get()
+    fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
+    with pytest.raises(TokenEndpointError):
+        holder.get(rejected=held_token, force=True)
+    assert holder.get() is held_token
+    assert fetch.calls == 2
+
+
+def test_copies_of_a_failure_keep_oserror_fields_and_nothing_added_later() -> None:
+    """An error handed to more callers keeps errno and strerror, and what one caller adds
+    to its exception (an attribute, frames) never reaches the copies others get."""
+    import requests
+
+    from requests_oauthcc.reuse import _fresh
+
+    original = requests.ConnectionError(111, "vault connection refused")
+    copy = _fresh(original)
+    assert (copy.errno, copy.strerror, str(copy)) == (111, "vault connection refused",
+                                                     str(original))
+    original.caller = "A"  # type: ignore[attr-defined]
+    assert not hasattr(copy, "caller") and not hasattr(_fresh(copy), "caller")
