@@ -6,6 +6,7 @@ import logging
 import math
 import pickle
 import secrets
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,6 +89,7 @@ class RedisTokenCache:
             redis = redis_module.Redis.from_url(
                 redis, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
             )
+            _close_when_collected(self, redis)
         self._client = redis
         self.namespace = namespace
         self.lease_ttl = check_lease_ttl(lease_ttl)
@@ -196,4 +198,12 @@ def _rebuild(
     assert connection is not None
     connection_class, settings = connection
     pool = redis.ConnectionPool(connection_class=connection_class, **settings)
-    return RedisTokenCache(redis.Redis(connection_pool=pool), **options)
+    cache = RedisTokenCache(redis.Redis(connection_pool=pool), **options)
+    _close_when_collected(cache, cache._client)
+    return cache
+
+
+def _close_when_collected(cache: RedisTokenCache, client: Any) -> None:
+    """A client the cache made itself is closed with it, as urllib3 closes a pool it drops:
+    its connections are not left for the garbage collector (a ``ResourceWarning`` each)."""
+    weakref.finalize(cache, client.close)
