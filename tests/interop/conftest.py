@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import select
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -110,40 +107,18 @@ def _config(keys: dict[str, Any], clients: list[dict[str, Any]]) -> dict[str, An
 
 def _start(config: dict[str, Any], directory: Path, env: dict[str, str] | None = None,
            ) -> tuple[subprocess.Popen[str], str]:
+    """oidc-provider (server.mjs) with ``config``; ``(process, issuer)``."""
     node = shutil.which("node")
     if node is None:
         missing("node is not installed: the interop tests need Node.js")
     if not (HERE / "node_modules" / "oidc-provider").is_dir():
         missing("oidc-provider is not installed: run `npm ci` in tests/interop")
-    assert node is not None
     config_path = directory / "config.json"
     config_path.write_text(json.dumps(config))
-    process = subprocess.Popen([node, "server.mjs", str(config_path)], cwd=HERE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {})})
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 30)
-    line = process.stdout.readline() if ready else ""
-    if not line:
-        process.kill()
-        stderr = process.stderr.read() if process.stderr else ""
-        _stop(process)
-        pytest.fail(f"oidc-provider did not start: {stderr[-2000:]}")
+    process, line = start_process([node, "server.mjs", str(config_path)], cwd=str(HERE),
+                                  env=env, name="oidc-provider", timeout=30)
     issuer: str = json.loads(line)["issuer"]
     return process, issuer
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-    for pipe in (process.stdout, process.stderr):
-        if pipe is not None:
-            pipe.close()
 
 
 PLAIN_BASIC_ID, PLAIN_BASIC_SECRET = "plain-basic-client", "plain-basic-secret"
@@ -165,7 +140,7 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
         yield Interop(issuer=issuer, rsa_private_pem=keys["rsa_pem"],
                       ec_private_pem=keys["ec_pem"])
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")
@@ -240,7 +215,7 @@ def interop_mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsInter
     try:
         yield MtlsInterop(issuer=issuer, pki=pki)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
+
+from requests_oauthcc import ClientCredentialsAuth
 
 AWKWARD_ID = "interop client:+%/=~é"
 AWKWARD_SECRET = "s3 cr+t:%/=?ü &#\"'<>"
@@ -93,3 +96,20 @@ def stop_process(process: subprocess.Popen[str]) -> None:
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def auth_for(server: InteropServer, role: str, **options: Any) -> ClientCredentialsAuth:
+    """An auth for the client of ``role`` at ``server``, as registered (its method, its
+    options, the statuses its API answers a dead token with); ``options`` win."""
+    client = server.clients[role]
+    merged = {"auth_method": client.auth_method, "refresh_on": server.refresh_on,
+              "client_secret": client.client_secret, **client.options, **options}
+    return ClientCredentialsAuth(server.token_url, client.client_id, **merged)
+
+
+def call(server: InteropServer, auth: ClientCredentialsAuth) -> dict[str, Any]:
+    """The API's JSON answer to a call with ``auth``, which must be a 200."""
+    response = requests.get(server.api_url, auth=auth, timeout=15)
+    assert response.status_code == 200, (response.status_code, response.text[:200])
+    body: dict[str, Any] = response.json()
+    return body

@@ -8,29 +8,13 @@ from __future__ import annotations
 
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth
-
-from .servers import InteropServer
+from .servers import InteropServer, auth_for, call
 
 # Authlib's InvalidTokenError (RFC 6750 §3.1), as its Flask ResourceProtector sends it.
 BAD_TOKEN_CHALLENGE = (
     'Bearer error="invalid_token", error_description="The access token provided is '
     'expired, revoked, malformed, or invalid for other reasons."'
 )
-
-
-def auth_for(server: InteropServer, role: str, **options: object) -> ClientCredentialsAuth:
-    client = server.clients[role]
-    return ClientCredentialsAuth(server.token_url, client.client_id, client.client_secret,
-                                 auth_method=client.auth_method, retries=0,
-                                 **{**client.options, **options})
-
-
-def call(server: InteropServer, auth: ClientCredentialsAuth) -> dict[str, str]:
-    response = requests.get(server.api_url, auth=auth, timeout=10)
-    assert response.status_code == 200, response.text
-    body: dict[str, str] = response.json()
-    return body
 
 
 def test_revoked_token_gets_authlibs_challenge(authlib_server: InteropServer) -> None:

@@ -7,23 +7,7 @@ from __future__ import annotations
 
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth
-
-from .servers import InteropServer
-
-
-def auth_for(server: InteropServer, role: str, scope: str | None = None,
-             ) -> ClientCredentialsAuth:
-    client = server.clients[role]
-    return ClientCredentialsAuth(server.token_url, client.client_id, client.client_secret,
-                                 scope=scope, auth_method=client.auth_method)
-
-
-def call(server: InteropServer, auth: ClientCredentialsAuth) -> dict[str, str]:
-    response = requests.get(server.api_url, auth=auth, timeout=10)
-    assert response.status_code == 200, response.status_code
-    body: dict[str, str] = response.json()
-    return body
+from .servers import InteropServer, auth_for
 
 
 def test_revoked_token_is_refused_with_a_bare_403(dot_server: InteropServer) -> None:

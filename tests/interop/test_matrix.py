@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pytest
 import requests
@@ -18,7 +17,7 @@ import requests
 from requests_oauthcc import ClientCredentialsAuth, InvalidClientError
 
 from ..conftest import in_threads
-from .servers import Client, InteropServer
+from .servers import InteropServer, auth_for, call
 
 SERVERS = {"oidc-provider": "oidc_provider", "django-oauth-toolkit": "dot_server",
            "authlib": "authlib_server"}
@@ -33,20 +32,6 @@ ROLES = {
 def server(request: pytest.FixtureRequest) -> InteropServer:
     found: InteropServer = request.getfixturevalue(SERVERS[request.param])
     return found
-
-
-def auth_for(server: InteropServer, role: str, **options: Any) -> ClientCredentialsAuth:
-    client: Client = server.clients[role]
-    merged = {"auth_method": client.auth_method, "refresh_on": server.refresh_on,
-              "client_secret": client.client_secret, **client.options, **options}
-    return ClientCredentialsAuth(server.token_url, client.client_id, **merged)
-
-
-def call(server: InteropServer, auth: ClientCredentialsAuth) -> dict[str, Any]:
-    response = requests.get(server.api_url, auth=auth, timeout=15)
-    assert response.status_code == 200, (response.status_code, response.text[:200])
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @pytest.mark.parametrize(
