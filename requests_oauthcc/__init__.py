@@ -14,6 +14,7 @@ from .errors import (
     DiscoveryError,
     InsecureTransportError,
     InvalidClientError,
+    InvalidDPoPProofError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -25,6 +26,7 @@ from .errors import (
     TokenError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
+    UseDPoPNonceError,
 )
 from .redaction import Secret
 from .retry import TokenRetry
@@ -33,6 +35,7 @@ from .token import Token
 if TYPE_CHECKING:
     from .cache import CacheError, EncryptedTokenCache, MemoryTokenCache, TokenCache
     from .discovery import Issuer
+    from .dpop import DPoPKey
     from .file_cache import FileTokenCache
     from .redis_cache import RedisTokenCache
 
@@ -43,6 +46,7 @@ _LAZY = {
     "MemoryTokenCache": "cache",
     "TokenCache": "cache",
     "Issuer": "discovery",
+    "DPoPKey": "dpop",
     "FileTokenCache": "file_cache",
     "RedisTokenCache": "redis_cache",
 }
@@ -68,11 +72,13 @@ __all__ = [
     "CacheError",
     "ClientCredentialsAuth",
     "ConfigurationError",
+    "DPoPKey",
     "DiscoveryError",
     "EncryptedTokenCache",
     "FileTokenCache",
     "InsecureTransportError",
     "InvalidClientError",
+    "InvalidDPoPProofError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
@@ -92,5 +98,6 @@ __all__ = [
     "TokenRetry",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
+    "UseDPoPNonceError",
     "__version__",
 ]

@@ -131,23 +131,28 @@ def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
     raise ConfigurationError(f"private_key could not be loaded: {kind}")
 
 
-def _check_alg(key: Any, alg: str | None) -> str:
+def key_algs(key: Any) -> tuple[str, ...]:
+    """The JWS algorithms ``key`` (a cryptography private key) can sign with, preferred
+    first; :class:`ConfigurationError` for a key that cannot sign JWTs."""
     from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
     if isinstance(key, rsa.RSAPrivateKey):
-        allowed: tuple[str, ...] = _RSA_ALGS
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        return _RSA_ALGS
+    if isinstance(key, ec.EllipticCurvePrivateKey):
         curve_alg = _EC_ALGS.get(key.curve.name)
         if curve_alg is None:
             raise ConfigurationError(f"EC curve {key.curve.name} is not supported for JWTs")
-        allowed = (curve_alg,)
-    elif isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
-        allowed = ("EdDSA",)
-    else:
-        raise ConfigurationError(
-            f"private_key of type {type(key).__name__} cannot sign: give an RSA, EC or "
-            "Ed25519 private key"
-        )
+        return (curve_alg,)
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        return ("EdDSA",)
+    raise ConfigurationError(
+        f"a private key of type {type(key).__name__} cannot sign: give an RSA, EC or "
+        "Ed25519 private key"
+    )
+
+
+def _check_alg(key: Any, alg: str | None) -> str:
+    allowed = key_algs(key)
     if alg is None:
         return allowed[0]
     if alg not in allowed:

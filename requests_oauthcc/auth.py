@@ -53,8 +53,10 @@ from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
     from ._jwt import PrivateKeySource, SigningKey
+    from ._proofs import Proofs
     from .cache import TokenCache
     from .discovery import DiscoveredEndpoint, Issuer
+    from .dpop import DPoPKey
 
 __all__ = ["ClientCredentialsAuth"]
 
@@ -96,6 +98,13 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``private_key_id`` (the ``kid``), ``signing_alg`` and ``assertion_audience`` (the
     assertion's ``aud``, default the token URL) refine it.
     ``cert``: a client certificate for token requests, as requests takes it (mTLS methods).
+    ``dpop``: a :class:`~requests_oauthcc.DPoPKey`: tokens are then bound to it (RFC 9449):
+    every token request and every request carrying a DPoP token has a fresh proof, a
+    redirect hop that keeps the token gets its own, and the servers' nonces are kept per
+    origin (a 400 or 401 asking for a new one is sent again once with it). With discovery,
+    the metadata's ``dpop_signing_alg_values_supported`` chooses among the key's
+    algorithms. A server answering with a Bearer token (RFC 9449 §5 allows it) is logged
+    once; that token is sent as Bearer.
     ``leeway``: seconds before expiry at which a new token is fetched (default 30); a token
     living shorter than ten times the leeway is refreshed at 90% of its life.
     ``timeout``: seconds bounding each token request whole (connect, headers and body), or
@@ -164,6 +173,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         signing_alg: str | None = None,
         assertion_audience: str | None = None,
         cert: Cert | None = None,
+        dpop: DPoPKey | None = None,
         cache: TokenCache | None = None,
         leeway: float = DEFAULT_LEEWAY,
         timeout: Timeout = DEFAULT_TIMEOUT,
@@ -193,6 +203,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         check_text("client_id", client_id)
         token_session = session if session is not None else private_session()
         cert = check_files(cert, token_session, client_secret)
+        self._proofs = _proofs_for(dpop)
         credentials = ClientCredentials(
             secret=client_secret,
             key=None if private_key is None else self._signing_key(
@@ -218,6 +229,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             cert=cert,
             allow_http=bool(insecure_allow_http),
             clock=clock,
+            dpop=self._proofs,
         )
 
         def build(endpoint_url: str, method: str) -> TokenEndpoint:
@@ -236,7 +248,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             self._source = DiscoveredEndpoint(
                 issuer, session=token_session, timeout=checked_timeout,
                 credentials=credentials, auth_method=auth_method, build=build,
-                allow_http=insecure_allow_http,
+                allow_http=insecure_allow_http, dpop=self._proofs,
             )
         else:
             assert auth_method is not None
@@ -261,9 +273,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
                 resources=[v for k, v in form if k == "resource"],
                 extra_params=[(k, v) for k, v in form
                               if k not in ("scope", "audience", "resource")],
+                dpop_jkt=None if self._proofs is None else self._proofs.key.thumbprint,
             )
             shared = SharedTokenSource(cache, key, self._source.fetch, leeway=checked_leeway,
-                                       clock=clock)
+                                       clock=clock, dpop=self._proofs is not None)
         self._holder = TokenHolder(
             self._source.fetch, leeway=checked_leeway, clock=clock, shared=shared
         )
@@ -273,7 +286,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._destinations = Destinations(self._allowed_origins, bool(insecure_allow_http))
         self._refresh_on = check_statuses("refresh_on", refresh_on)
-        self._hook = partial(self._retry_with_new_token, None)
+        self._hook = partial(self._on_response, None, True)
 
     @classmethod
     def from_issuer(
@@ -418,9 +431,12 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         else:
             token = current[0]
         r.headers["Authorization"] = token.authorization
+        if token.dpop:  # only with dpop=: a DPoP token is refused otherwise
+            r.headers["DPoP"] = self._proofs.for_request(  # type: ignore[union-attr]
+                r.method or "GET", url, token)
         hook = self._hook
         if hook.args[0] is not token:  # one hook per token, built once, not per request
-            hook = self._hook = partial(self._retry_with_new_token, token)
+            hook = self._hook = partial(self._on_response, token, True)
         r.hooks["response"].append(hook)
         return r
 
@@ -428,61 +444,124 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
     ) -> None:
         """At send time (:class:`ProxyGuard`): our token never goes to a proxy in clear."""
-        ours = self._retry_with_new_token
+        ours = self._on_response
         if any(getattr(hook, "func", None) == ours for hook in request.hooks.get("response", ())):
             self._destinations.check_proxies(request.url or "", proxies)
 
-    def _retry_with_new_token(
-        self, token: Token | None, r: requests.Response, **kwargs: Any
+    def _on_response(
+        self, token: Token | None, may_retry: bool, r: requests.Response, **kwargs: Any
     ) -> requests.Response:
-        """Response hook: on a 401 (or a ``refresh_on`` status) to our token, resend once
-        with a new token."""
+        """Response hook of a request that carried ``token``.
+
+        With a DPoP token, keeps the response's ``DPoP-Nonce`` and gives a redirect that
+        keeps the token its own proof. When ``may_retry`` (no retry was made for this
+        request yet), a 401 (or a ``refresh_on`` status) is answered by :meth:`_retry`.
+        """
+        if token is None:
+            return r
+        dpop = self._proofs if token.dpop else None
+        if dpop is not None:
+            dpop.learn(r)
+            if r.is_redirect and self._carries(r.request, token):
+                dpop.prepare_next_hop(r, r.request, token)
+                return r
         status = r.status_code
-        if status not in self._refresh_on or token is None:
+        if not may_retry or (status not in self._refresh_on and not (
+                dpop is not None and dpop.asks_for_nonce(r))):
             return r
-        request = r.request
-        if request.headers.get("Authorization") != token.authorization:
+        if not self._carries(r.request, token):
             logger.debug("%d from %s to a request without our token: not retried", status,
-                         request.url)
+                         r.request.url)
             return r
-        if status != 401 and not self._may_replace(token, r):
-            return r
-        connection = getattr(r, "connection", None)
-        if connection is None or not rewind(request):
-            logger.debug(
-                "%d from %s: body cannot be sent again; token replaced, %d returned",
-                status, request.url, status,
-            )
-            try:  # the next call gets a new token, bounded like any other rejection
-                self._holder.get(rejected=token)
-            except requests.RequestException as exc:
-                logger.debug("no new token after the %d from %s: %s", status, request.url,
-                             type(exc).__name__)
-            return r
-        new_token = self._holder.get(rejected=token)
-        # Redirects that answer the retry are followed by requests with a copy of this
-        # request and its hooks: they must not retry again, even if the server gave the
-        # same token value back (the hook knows its token by the header it sent).
-        ours = self._retry_with_new_token
-        request.hooks["response"] = [
-            partial(ours, None) if getattr(hook, "func", None) == ours else hook
-            for hook in request.hooks["response"]]
-        if new_token.authorization == token.authorization:
-            logger.debug("%d from %s: the token endpoint gave the rejected token again; "
-                         "%d returned", status, request.url, status)
-            return r
-        logger.debug("%d from %s: retrying once with a new token", status, request.url)
+        return self._retry(token, r, kwargs)
+
+    @staticmethod
+    def _carries(request: requests.PreparedRequest, token: Token) -> bool:
+        return request.headers.get("Authorization") == token.authorization
+
+    def _retry(
+        self, token: Token, r: requests.Response, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """Send ``r.request`` again, as ``r`` asks: at most once with a new token (a 401,
+        or a ``refresh_on`` status) and, with DPoP, at most once with the nonce the
+        resource server gave (RFC 9449 §9), in either order; nothing else.
+
+        The resend goes through the same connection adapter, so hooks do not fire again
+        and it cannot loop. A body that cannot be sent again is not: the response is
+        returned (after a 401, the next call gets a new token).
+        """
+        request = r.request  # what requests sent, and what its redirects copy
+        nonce_retry, token_retry = token.dpop, True
+        ours, proofs = self._on_response, self._proofs
+        while True:
+            status = r.status_code
+            if proofs is not None and token.dpop and proofs.asks_for_nonce(r):
+                if not (nonce_retry and proofs.gives_nonce(r)):  # the token is not refused
+                    return r
+                nonce_retry, new_token = False, token
+            elif token_retry and status in self._refresh_on and (
+                    status == 401 or self._may_replace(token, r)):
+                token_retry = False
+                if getattr(r, "connection", None) is None or not rewind(request):
+                    self._replace_quietly(token, r)
+                    return r
+                new_token = self._holder.get(rejected=token)
+                if new_token.authorization == token.authorization:
+                    logger.debug("%d from %s: the token endpoint gave the rejected token "
+                                 "again; %d returned", status, request.url, status)
+                    return r
+            else:
+                return r
+            if getattr(r, "connection", None) is None or not rewind(request):
+                logger.debug("%d from %s: body cannot be sent again; %d returned", status,
+                             request.url, status)
+                return r
+            # Redirects that answer the retry are followed by requests with a copy of this
+            # request and its hooks: they must not retry again, even if the server gave the
+            # same token value back (the hook knows its token by the header it sent).
+            request.hooks["response"] = [
+                partial(ours, new_token, False) if getattr(hook, "func", None) == ours
+                else hook for hook in request.hooks["response"]]
+            logger.debug("%d from %s: retrying once with %s", status, request.url,
+                         "the DPoP nonce it gave" if new_token is token else "a new token")
+            r = self._resend(r, request, new_token, kwargs)
+            token = new_token
+
+    def _replace_quietly(self, token: Token, r: requests.Response) -> None:
+        """After a rejection whose request cannot be sent again: a new token for the next
+        call (bounded like any other rejection), errors logged, not raised."""
+        logger.debug("%d from %s: body cannot be sent again; token replaced, %d returned",
+                     r.status_code, r.request.url, r.status_code)
+        try:
+            self._holder.get(rejected=token)
+        except requests.RequestException as exc:
+            logger.debug("no new token after the %d from %s: %s", r.status_code,
+                         r.request.url, type(exc).__name__)
+
+    def _resend(
+        self, r: requests.Response, request: requests.PreparedRequest, token: Token,
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        """``request`` sent again with ``token`` (and a new proof), as requests'
+        ``HTTPDigestAuth`` does: the answer ``r`` released, cookies it set carried."""
         discard_body(r)
         prep = request.copy()
         extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
-        prep.headers["Authorization"] = new_token.authorization
+        prep.headers["Authorization"] = token.authorization
+        if token.dpop and self._proofs is not None:
+            prep.headers["DPoP"] = self._proofs.for_request(prep.method or "GET",
+                                                            prep.url or "", token)
         # A redirect answering the retry is followed by requests with a copy of the
         # original request: it must carry the new token, not the rejected one.
-        request.headers["Authorization"] = new_token.authorization
-        retried: requests.Response = connection.send(prep, **kwargs)
+        request.headers["Authorization"] = token.authorization
+        retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
+        if token.dpop and self._proofs is not None:
+            self._proofs.learn(retried)
+            if retried.is_redirect:
+                self._proofs.prepare_next_hop(retried, request, token)
         return retried
 
     def _may_replace(self, token: Token, r: requests.Response) -> bool:
@@ -507,6 +586,21 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
                          r.status_code, r.request.url, age)
             return False
         return True
+
+
+def _proofs_for(dpop: object) -> Proofs | None:
+    """The DPoP proofs of an auth built with ``dpop=``: a :class:`~requests_oauthcc.DPoPKey`."""
+    if dpop is None:
+        return None
+    from .dpop import DPoPKey
+
+    if not isinstance(dpop, DPoPKey):
+        raise ConfigurationError(
+            f"dpop must be a DPoPKey (DPoPKey.generate() or DPoPKey.load(pem_or_jwk)), not "
+            f"{type(dpop).__name__}")
+    from ._proofs import Proofs
+
+    return Proofs(dpop)
 
 
 def _issuer_url(value: object) -> str | None:

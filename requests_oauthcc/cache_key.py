@@ -43,6 +43,7 @@ def cache_key(
     resources: Sequence[str],
     extra_params: Iterable[tuple[str, str]],
     credential: str,
+    dpop_jkt: str | None = None,
 ) -> str:
     """A key naming everything that makes a token different, hashed (it reveals nothing).
 
@@ -50,6 +51,8 @@ def cache_key(
     :class:`CredentialFingerprint` of the credential the client authenticates with, so
     that auth objects holding different secrets or keys for the same client never share
     a token (one with a wrong secret gets the server's error, not another's token).
+    ``dpop_jkt``: the RFC 7638 thumbprint of the DPoP key, for tokens bound to it (a
+    DPoP-bound token is useless without its private key, RFC 9449 §6).
     """
     material = {
         "token_url": token_url,
@@ -61,6 +64,8 @@ def cache_key(
         "extra": sorted(extra_params),
         "credential": credential,
     }
+    if dpop_jkt is not None:  # absent otherwise: keys of tokens cached before stay the same
+        material["dpop_jkt"] = dpop_jkt
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
     return f"oauthcc-{digest[:40]}"
 

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -23,6 +23,9 @@ from .redaction import server_text
 from .response import MAX_JSON_DEPTH, load_json
 from .token import Token, json_kind
 from .transport import MAX_BODY_BYTES, Timeout, exchange
+
+if TYPE_CHECKING:
+    from ._proofs import Proofs
 
 __all__ = [
     "DiscoveredEndpoint",
@@ -177,7 +180,9 @@ def choose_auth_method(
 class DiscoveredEndpoint:
     """A token endpoint found through the issuer's metadata on the first token request.
 
-    ``build(token_url, auth_method)`` makes the real :class:`TokenEndpoint`. A failed
+    ``build(token_url, auth_method)`` makes the real :class:`TokenEndpoint`. ``dpop``: the
+    auth's DPoP proofs, whose algorithm the metadata's ``dpop_signing_alg_values_supported``
+    chooses (:meth:`~requests_oauthcc._proofs.Proofs.choose_alg`). A failed
     discovery is raised and tried again at the next request; a successful one is kept.
     """
 
@@ -191,6 +196,7 @@ class DiscoveredEndpoint:
         auth_method: str | None,
         build: Callable[[str, str], TokenEndpoint],
         allow_http: bool,
+        dpop: Proofs | None = None,
     ) -> None:
         self.issuer = issuer
         self._session = session
@@ -199,6 +205,7 @@ class DiscoveredEndpoint:
         self._auth_method = auth_method
         self._build = build
         self._allow_http = allow_http
+        self._dpop = dpop
         self._lock = threading.Lock()
         self.endpoint: TokenEndpoint | None = None
 
@@ -242,6 +249,9 @@ class DiscoveredEndpoint:
                 f"{_quoted(token_url)}: the client secret would leave TLS (an https issuer "
                 "must name an https token endpoint, RFC 6749 §3.2)"
             )
+        if self._dpop is not None:
+            self._dpop.choose_alg(metadata.get("dpop_signing_alg_values_supported"),
+                                  self.issuer)
         logger.info("using token endpoint %s with %s", token_url, method)
         return self._build(token_url, method)
 

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import requests
@@ -22,12 +23,16 @@ from .errors import (
     InvalidTokenResponseError,
     TokenEndpointConnectionError,
     TokenEndpointError,
+    UseDPoPNonceError,
 )
 from .redaction import REDACTED, Redactor, SensitiveText, without_frames
 from .response import interpret_token_response
 from .retry import TokenRetry
 from .token import Token
 from .transport import MAX_BODY_BYTES, Timeout, exchange, without_credentials
+
+if TYPE_CHECKING:
+    from ._proofs import Proofs
 
 __all__ = ["MAX_BODY_BYTES", "Timeout", "TokenEndpoint", "private_session"]
 
@@ -46,7 +51,8 @@ class TokenEndpoint:
     scope when the server does not name one. ``timeout`` (seconds, or ``(connect, read)``)
     bounds each token request whole; ``retry.deadline`` bounds the whole fetch.
     ``allow_http``: send over plain http even off this host (``insecure_allow_http``).
-    ``clock`` stamps ``issued_at``/``expires_at``.
+    ``clock`` stamps ``issued_at``/``expires_at``. ``dpop``: the auth's DPoP proofs: each
+    token request then carries a proof and asks for a DPoP-bound token (RFC 9449 §5).
     """
 
     token_url: str
@@ -62,6 +68,7 @@ class TokenEndpoint:
     max_body_bytes: int = MAX_BODY_BYTES
     allow_http: bool = False
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    dpop: Proofs | None = field(default=None, repr=False)
     _recent: deque[str] = field(
         default_factory=lambda: deque(maxlen=2), init=False, repr=False, compare=False)
     """The last tokens issued, redacted too from what the server says next."""
@@ -131,19 +138,38 @@ class TokenEndpoint:
         return delay
 
     def _attempt(self, deadline: float) -> Token:
+        """One token request; with DPoP, sent once more at once when the server asks for
+        a nonce it has just given (RFC 9449 §8): that is not a failure to retry later."""
+        if self.dpop is None:
+            return self._send(deadline)
+        nonce = self.dpop.nonce(self.token_url)
+        try:
+            return self._send(deadline)
+        except UseDPoPNonceError:
+            if self.dpop.nonce(self.token_url) in (None, nonce):
+                raise  # no new nonce came: sending again could not help
+        logger.debug("token endpoint %s asked for a DPoP nonce; sending again with it",
+                     self.token_url)
+        return self._send(deadline)
+
+    def _send(self, deadline: float) -> Token:
         # No local of this frame shows a credential: the body and the headers are
         # SensitiveText, the parts and the redactor have no revealing repr.
         parts = self.client_auth.authenticate(self.client_id, self.token_url)
-        redact = Redactor([*parts.secrets, *self._recent])
+        headers = {"Accept": "application/json", "Content-Type": _FORM, **parts.headers}
+        if self.dpop is not None:
+            headers["DPoP"] = self.dpop.for_token_request(self.token_url)
+        redact = Redactor([*parts.secrets, *self._recent, headers.get("DPoP")])
         issued_at = self.clock()
         response, body = exchange(
-            self.session, "POST", self.token_url,
-            headers={"Accept": "application/json", "Content-Type": _FORM, **parts.headers},
+            self.session, "POST", self.token_url, headers=headers,
             data=self._body(parts), timeout=self.timeout, deadline=deadline, cert=self.cert,
             max_body_bytes=self.max_body_bytes, allow_http=self.allow_http,
             scrub=partial(self._scrubbed, parts=parts), redact=redact,
             fail=self._unreachable,
         )
+        if self.dpop is not None:
+            self.dpop.learn(response)
         if body is None:
             raise InvalidTokenResponseError(
                 f"{self.token_url} answered {response.status_code} with a body over "
@@ -155,7 +181,7 @@ class TokenEndpoint:
                 response, body, redact=redact, issued_at=issued_at,
                 requested_scope=self.requested_scope, default_lifetime=self.default_lifetime,
                 token_url=self.token_url, notice=self._notice,
-                invalid_client_hint=parts.invalid_client_hint,
+                invalid_client_hint=parts.invalid_client_hint, dpop=self.dpop is not None,
             )
         except TokenEndpointError as exc:
             # The parser's frames hold the decoded answer (a live token, an echoed secret)

@@ -11,8 +11,9 @@
                ├── TokenEndpointConnectionError  (also a requests.ConnectionError) unreachable
                ├── TokenError               an RFC 6749 §5.2 error response
                │    ├── InvalidRequestError, InvalidClientError, InvalidGrantError,
-               │    └── UnauthorizedClientError, UnsupportedGrantTypeError,
-               │        InvalidScopeError, InvalidTargetError
+               │    ├── UnauthorizedClientError, UnsupportedGrantTypeError,
+               │    │   InvalidScopeError, InvalidTargetError
+               │    └── InvalidDPoPProofError, UseDPoPNonceError  (RFC 9449)
                └── InvalidTokenResponseError  an answer that is not a usable token
 
 Messages name the token URL and the HTTP status; they never hold a client secret, an
@@ -29,6 +30,7 @@ __all__ = [
     "DiscoveryError",
     "InsecureTransportError",
     "InvalidClientError",
+    "InvalidDPoPProofError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
@@ -40,6 +42,7 @@ __all__ = [
     "TokenError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
+    "UseDPoPNonceError",
     "token_error_class",
 ]
 
@@ -158,6 +161,17 @@ class InvalidTargetError(TokenError):
     """``invalid_target`` (RFC 8707): a requested resource or audience is refused."""
 
 
+class InvalidDPoPProofError(TokenError):
+    """``invalid_dpop_proof`` (RFC 9449 §5): the server refused the DPoP proof (often a
+    clock off by more than the server allows for ``iat``, or an algorithm it does not
+    accept)."""
+
+
+class UseDPoPNonceError(TokenError):
+    """``use_dpop_nonce`` (RFC 9449 §8): the server wants its nonce in the DPoP proof; the
+    request was sent again with the nonce it gave, and it still asked."""
+
+
 class InvalidTokenResponseError(TokenEndpointError):
     """The token endpoint answered, but not with a usable token.
 
@@ -174,6 +188,8 @@ _ERROR_CLASSES: dict[str, type[TokenError]] = {
     "unsupported_grant_type": UnsupportedGrantTypeError,
     "invalid_scope": InvalidScopeError,
     "invalid_target": InvalidTargetError,
+    "invalid_dpop_proof": InvalidDPoPProofError,
+    "use_dpop_nonce": UseDPoPNonceError,
 }
 
 

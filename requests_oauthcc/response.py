@@ -78,13 +78,15 @@ def interpret_token_response(
     token_url: str,
     notice: Callable[[str], None] | None = None,
     invalid_client_hint: str = "",
+    dpop: bool = False,
 ) -> Token:
     """The token in ``response`` (whose ``body`` was read), or the error it stands for.
 
     ``notice`` receives what is worth a warning about a usable answer (see
     :func:`parse_token_response`). ``invalid_client_hint`` ends the message of an
     ``invalid_client`` error or of a 401 without an OAuth error (the client authentication
-    method's advice).
+    method's advice). ``dpop``: the request carried a DPoP proof (see
+    :func:`parse_token_response`).
 
     Raises :class:`~requests_oauthcc.errors.TokenError` (an RFC 6749 §5.2 error, also in
     a 2xx), :class:`~requests_oauthcc.errors.TokenEndpointError` (a redirect, another
@@ -122,7 +124,7 @@ def interpret_token_response(
     return parse_token_response(
         payload, issued_at=issued_at, requested_scope=requested_scope,
         default_lifetime=default_lifetime, token_url=token_url, response=response,
-        notice=notice,
+        notice=notice, dpop=dpop,
     )
 
 
@@ -135,6 +137,7 @@ def parse_token_response(
     token_url: str = "(unknown)",
     response: requests.Response | None = None,
     notice: Callable[[str], None] | None = None,
+    dpop: bool = False,
 ) -> Token:
     """A :class:`Token` from a decoded RFC 6749 §5.1 response, or a typed error.
 
@@ -146,6 +149,10 @@ def parse_token_response(
     ``default_lifetime``, or used until rejected; ``notice`` is told so. Strict where a
     mistake would hurt: the rules of :func:`~requests_oauthcc.token.checked_fields`, and a
     lifetime that is negative or not a finite number.
+
+    ``dpop``: the request carried a DPoP proof, so a ``token_type`` of ``DPoP`` is
+    accepted. A ``Bearer`` answer to it is accepted too, as RFC 9449 §5 lets a server
+    issue tokens that are not bound (``notice`` is told: it is sent as a Bearer token).
     """
     status = None if response is None else response.status_code
 
@@ -163,10 +170,16 @@ def parse_token_response(
     try:
         access_token, token_type, scope = checked_fields(
             payload.get("access_token"), payload.get("token_type", "Bearer"),
-            payload.get("scope", requested_scope),
+            payload.get("scope", requested_scope), dpop=dpop,
         )
     except UnusableToken as exc:
         raise malformed(str(exc)) from None
+    if dpop and notice is not None and token_type.lower() != "dpop":
+        notice(
+            f"the token endpoint {token_url} answered a DPoP token request with a "
+            f"{token_type!r} token: it is not bound to the DPoP key (RFC 9449 §5 allows "
+            "that) and is sent as a Bearer token, without proofs"
+        )
     lifetime = _lifetime(payload.get("expires_in"), malformed)
     if lifetime == 0:
         if notice is not None:

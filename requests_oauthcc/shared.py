@@ -41,7 +41,9 @@ class SharedTokenSource:
     :func:`~requests_oauthcc.token.token_from_record` (the rules of a token response) and
     its fingerprint matches; anything else is a logged miss. Every failure of the cache,
     whatever exception the backend raises, is logged and the token fetched directly:
-    only the token request itself can fail a request.
+    only the token request itself can fail a request. ``dpop``: whether this client makes
+    DPoP proofs, so that a DPoP-bound token in the cache can be used (its key's thumbprint
+    is part of the cache key: processes with another key never see it).
     """
 
     def __init__(
@@ -52,8 +54,10 @@ class SharedTokenSource:
         *,
         leeway: float,
         clock: Callable[[], float],
+        dpop: bool = False,
     ) -> None:
         self.cache = cache
+        self._dpop = dpop
         self._key = key
         self._fetch = fetch
         self._leeway = leeway
@@ -156,7 +160,7 @@ class SharedTokenSource:
             record = load_json(entry.payload)
             if record is NOT_JSON:
                 raise UnusableToken("not JSON, or nested too deeply")
-            token = token_from_record(record, self._clock(), time.time())
+            token = token_from_record(record, self._clock(), time.time(), dpop=self._dpop)
             matches = fingerprint(token.access_token) == entry.fingerprint
         except Exception as exc:
             # UnusableToken names the rule broken, never the value; other texts might quote it

@@ -33,7 +33,8 @@ class Token:
     """An access token as granted by the token endpoint.
 
     ``access_token``: the credential itself (never shown in ``repr``).
-    ``token_type``: as the server spelled it; the header sent is always ``Bearer``.
+    ``token_type``: as the server spelled it; the header sent is ``DPoP`` for a DPoP-bound
+    token (``token_type`` ``DPoP`` in any case, RFC 9449 §5), else ``Bearer``.
     ``scope``: the granted scope, or the requested one when the server did not say.
     ``issued_at`` / ``expires_at``: readings of the auth object's clock; ``expires_at``
     is ``None`` when no lifetime is known.
@@ -48,9 +49,14 @@ class Token:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     authorization: str = field(init=False, repr=False, compare=False)
     """The ``Authorization`` header value, built once."""
+    dpop: bool = field(init=False, repr=False, compare=False)
+    """Whether the token is DPoP-bound: each request must carry a proof (RFC 9449 §7)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "authorization", SensitiveText("Bearer " + self.access_token))
+        dpop = self.token_type.lower() == "dpop"
+        object.__setattr__(self, "dpop", dpop)
+        object.__setattr__(self, "authorization", SensitiveText(
+            ("DPoP " if dpop else "Bearer ") + self.access_token))
 
     @property
     def lifetime(self) -> float | None:
@@ -111,14 +117,15 @@ class UnusableToken(ValueError):
 
 
 def checked_fields(
-    access_token: object, token_type: object, scope: object
+    access_token: object, token_type: object, scope: object, *, dpop: bool = False
 ) -> tuple[str, str, str | None]:
     """``(access_token, token_type, scope)`` if a token with these fields may be used.
 
     The one rule for every token, whether it comes from the token endpoint or from a
     shared cache: ``access_token`` a non-empty string of visible ASCII (it goes in an HTTP
     header, RFC 6750 §2.1) of at most :data:`MAX_TOKEN_CHARS`, ``token_type`` one of
-    :data:`BEARER_ALIASES` in any case (RFC 6749 §7.1), ``scope`` a string, a list of
+    :data:`BEARER_ALIASES` in any case (RFC 6749 §7.1), or ``DPoP`` when ``dpop`` (the
+    client sent a DPoP proof and can make proofs for the token), ``scope`` a string, a list of
     strings (joined with spaces) or ``None``. Raises :class:`UnusableToken` saying which
     rule was broken, never quoting the token.
     """
@@ -128,11 +135,15 @@ def checked_fields(
         raise UnusableToken(f"access_token is longer than {MAX_TOKEN_CHARS} characters")
     if not _HEADER_SAFE.fullmatch(access_token):
         raise UnusableToken("access_token holds characters that cannot go in an HTTP header")
-    if (not isinstance(token_type, str) or not token_type.isascii()
-            or token_type.lower() not in BEARER_ALIASES):
+    if not isinstance(token_type, str) or not token_type.isascii() or not (
+            token_type.lower() in BEARER_ALIASES or (dpop and token_type.lower() == "dpop")):
         shown = (repr(token_type[:20]) if isinstance(token_type, str) and
                  token_type.isascii() and token_type.isprintable() else json_kind(token_type))
-        raise UnusableToken(f"token_type {shown} is not supported; only Bearer tokens are")
+        dpop_type = isinstance(token_type, str) and token_type.lower() == "dpop"
+        raise UnusableToken(
+            f"token_type {shown} is not supported; only Bearer tokens are"
+            + (" and DPoP tokens are" if dpop else
+               " (DPoP tokens need dpop=, a DPoPKey)" if dpop_type else ""))
     if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
         scope = " ".join(scope)
     if scope is not None and not isinstance(scope, str):
@@ -170,7 +181,9 @@ def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]
     }
 
 
-def token_from_record(record: object, now: float, wall_now: float) -> Token:
+def token_from_record(
+    record: object, now: float, wall_now: float, *, dpop: bool = False
+) -> Token:
     """The :class:`Token` of a record written by :func:`token_to_record`, on this clock.
 
     A record comes from storage other processes (or people) can write, so it is checked
@@ -178,12 +191,14 @@ def token_from_record(record: object, now: float, wall_now: float) -> Token:
     :func:`checked_fields` (the same rules as a token from the endpoint), ``issued_at`` a
     finite number of seconds (wall clock), ``expires_at`` one too (not before
     ``issued_at``) or ``None``, ``raw`` an object. Raises :class:`UnusableToken` naming
-    the broken rule, never quoting the record.
+    the broken rule, never quoting the record. ``dpop``: whether this client can use a
+    DPoP-bound token.
     """
     if not isinstance(record, Mapping):
         raise UnusableToken(f"the record is {json_kind(record)}, not an object")
     access_token, token_type, scope = checked_fields(
-        record.get("access_token"), record.get("token_type", "Bearer"), record.get("scope")
+        record.get("access_token"), record.get("token_type", "Bearer"), record.get("scope"),
+        dpop=dpop,
     )
     issued_at = _wall_time(record.get("issued_at"), "issued_at")
     expires_at = record.get("expires_at")

@@ -1,0 +1,167 @@
+"""One auth object's DPoP proofs (RFC 9449): its key, and the nonces servers gave it.
+
+:class:`Proofs` signs a fresh proof for each request that carries a DPoP-bound token and
+for each token request, with the nonce last received from that origin (§8, §9): every
+response's ``DPoP-Nonce`` header replaces it, so the steady state costs no extra round
+trip. It also follows requests' redirects: a hop that keeps the token gets its own proof
+(see :meth:`Proofs.prepare_next_hop`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import requests
+from requests.sessions import SessionRedirectMixin
+
+from .challenge import challenge_errors
+from .errors import DiscoveryError
+from .redaction import SensitiveText, server_text
+
+if TYPE_CHECKING:
+    from .dpop import DPoPKey
+    from .token import Token
+
+__all__ = ["Proofs"]
+
+logger = logging.getLogger(__name__)
+
+_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,1024}")
+"""``nonce = 1*NQCHAR`` (RFC 9449 §8.1), at most 1 KiB: anything else is not kept."""
+_MAX_ORIGINS = 64
+"""Nonces kept (one per origin); when full, the oldest are forgotten."""
+_REDIRECTS = SessionRedirectMixin()
+"""requests' own redirect rules (target, method, stripping Authorization): a hop's proof
+must name exactly the URL and method requests will send."""
+
+
+def _origin(url: str) -> str:
+    """``scheme://authority`` of a URL as requests prepares it (lower-case scheme and host)."""
+    end = url.find("/", url.find("//") + 2)
+    return url if end < 0 else url[:end]
+
+
+class Proofs:
+    """The DPoP proofs of one auth object.
+
+    ``key``: the :class:`~requests_oauthcc.dpop.DPoPKey`; discovery may switch it to an
+    algorithm the server lists (:meth:`choose_alg`). Thread-safe: the nonce table is
+    only read and replaced item by item.
+    """
+
+    def __init__(self, key: DPoPKey) -> None:
+        self.key = key
+        self._nonces: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<DPoP proofs: {self.key!r}>"
+
+    def nonce(self, url: str) -> str | None:
+        """The nonce last received from ``url``'s origin, if any."""
+        return self._nonces.get(_origin(url))
+
+    def for_token_request(self, token_url: str) -> SensitiveText:
+        """A proof for a token request (``POST`` to ``token_url``, no ``ath``)."""
+        return self.key.proof("POST", token_url, nonce=self.nonce(token_url))
+
+    def for_request(self, method: str, url: str, token: Token) -> SensitiveText:
+        """A proof for a resource request carrying ``token`` (with its ``ath``)."""
+        return self.key.proof(method, url, access_token=token.access_token,
+                              nonce=self._nonces.get(_origin(url)))
+
+    def learn(self, response: requests.Response) -> bool:
+        """Keep the ``DPoP-Nonce`` of ``response`` for its request's origin.
+
+        Returns whether it is a new nonce. A value that is not ``1*NQCHAR`` (RFC 9449 §8.1)
+        or longer than 1 KiB is ignored.
+        """
+        if not self.gives_nonce(response):
+            return False
+        nonce = response.headers["DPoP-Nonce"]
+        origin = _origin(response.request.url or "")
+        if self._nonces.get(origin) == nonce:
+            return False
+        if len(self._nonces) >= _MAX_ORIGINS and origin not in self._nonces:
+            self._nonces.pop(next(iter(self._nonces)), None)
+        self._nonces[origin] = nonce
+        return True
+
+    @staticmethod
+    def asks_for_nonce(response: requests.Response) -> bool:
+        """Whether a resource server's answer is RFC 9449 §9's "use a nonce": a 401 whose
+        ``WWW-Authenticate`` says ``use_dpop_nonce``. The token is not refused."""
+        return response.status_code == 401 and "use_dpop_nonce" in challenge_errors(
+            response.headers.get("WWW-Authenticate", ""))
+
+    @staticmethod
+    def gives_nonce(response: requests.Response) -> bool:
+        """Whether ``response`` carries a usable ``DPoP-Nonce``."""
+        return _NONCE.fullmatch(response.headers.get("DPoP-Nonce", "")) is not None
+
+    def prepare_next_hop(
+        self, response: requests.Response, request: requests.PreparedRequest, token: Token
+    ) -> None:
+        """Give the redirect that ``response`` asks for its own proof.
+
+        requests follows a redirect with a copy of ``request`` (the request it sent; not
+        run through the auth again), keeping ``Authorization`` only on the same host
+        (:meth:`requests.Session.should_strip_auth`). The copy's ``DPoP`` header is set
+        here to a proof for the method and URL requests will use, or removed when the
+        token will not be sent.
+        """
+        target = _REDIRECTS.get_redirect_target(response)
+        if target is None:
+            request.headers.pop("DPoP", None)
+            return
+        hop = request.copy()
+        hop.url = _hop_url(target, response)
+        _REDIRECTS.rebuild_method(hop, response)
+        if _REDIRECTS.should_strip_auth(  # type: ignore[no-untyped-call]
+                response.request.url or "", hop.url):
+            request.headers.pop("DPoP", None)
+            return
+        request.headers["DPoP"] = self.for_request(hop.method or "GET", hop.url, token)
+
+    def choose_alg(self, supported: object, issuer: str) -> None:
+        """Sign with an algorithm the server lists in ``dpop_signing_alg_values_supported``
+        (RFC 9449 §5.1): the key's own if listed, else the first the key can use.
+
+        Nothing changes when the server lists nothing. Raises :class:`DiscoveryError` when
+        the key can sign none of the listed algorithms.
+        """
+        if supported is None:
+            return
+        if not isinstance(supported, list) or not all(isinstance(a, str) for a in supported):
+            raise DiscoveryError(
+                "dpop_signing_alg_values_supported is not a list of strings", issuer=issuer)
+        key = self.key
+        usable = [alg for alg in (key.alg, *key.algs) if alg in supported]
+        if not usable:
+            listed = server_text(", ".join(supported), limit=200) or "none"
+            raise DiscoveryError(
+                f"{issuer} accepts DPoP proofs signed with: {listed}; this DPoP key "
+                f"({key.alg}) can sign only {', '.join(key.algs)}: give dpop= a key for one "
+                "of the listed algorithms (DPoPKey.generate(alg))",
+                issuer=issuer,
+            )
+        if usable[0] != key.alg:
+            logger.info("DPoP proofs for %s signed with %s (the server does not list %s)",
+                        issuer, usable[0], key.alg)
+            self.key = key.with_alg(usable[0])
+
+
+def _hop_url(target: str, response: requests.Response) -> str:
+    """The URL requests' ``resolve_redirects`` sends the next hop to (its query and
+    fragment do not matter: a proof's ``htu`` has neither)."""
+    from urllib.parse import urljoin, urlparse
+
+    from requests.utils import requote_uri
+
+    if target.startswith("//"):
+        target = f"{urlparse(response.url).scheme}:{target}"
+    if not urlparse(target).netloc:
+        return urljoin(response.url, requote_uri(target))
+    return requote_uri(target)
+
