@@ -1,17 +1,16 @@
-"""The requests adapter: attach the token to each request, and retry once on a 401
-(or another status named in ``refresh_on``).
+"""The requests adapter: attach the token (and, with DPoP, a proof) to each request, and
+retry once on a 401 (or another status named in ``refresh_on``).
 
-Follows requests' own ``HTTPDigestAuth``: ``__call__`` only sets the header and registers
-a response hook; the hook releases the 401 (reading at most ``MAX_401_BODY_BYTES`` of
-it), copies the request, rewinds its body and resends it through the same connection
-adapter, so hooks do not fire again and it cannot loop.
+Follows requests' own ``HTTPDigestAuth``: ``__call__`` only sets the headers and registers
+a response hook, :meth:`~requests_oauthcc.resend.Resender.on_response`, which resends.
+The constructor is the one place that turns the options into the objects that do the
+work.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +18,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import requests
-from requests.cookies import extract_cookies_to_jar
 
 from ._destinations import Destinations, ProxyGuard
 from ._options import (
@@ -34,7 +32,6 @@ from ._options import (
     replayable,
     replayable_params,
 )
-from ._replay import discard_body, rewind
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -47,8 +44,9 @@ from .endpoint import Timeout, TokenEndpoint, private_session
 from .errors import ConfigurationError
 from .form import check_text, grant_parameters
 from .redaction import hidden
+from .resend import Resender
 from .retry import TokenRetry
-from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
+from .reuse import TokenHolder
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
@@ -286,7 +284,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._destinations = Destinations(self._allowed_origins, bool(insecure_allow_http))
         self._refresh_on = check_statuses("refresh_on", refresh_on)
-        self._hook = partial(self._on_response, None, True)
+        self._resender = Resender(self._holder, self._proofs, self._refresh_on, clock)
+        self._hook = partial(self._resender.on_response, None, True)
 
     @classmethod
     def from_issuer(
@@ -436,7 +435,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
                 r.method or "GET", url, token)
         hook = self._hook
         if hook.args[0] is not token:  # one hook per token, built once, not per request
-            hook = self._hook = partial(self._on_response, token, True)
+            hook = self._hook = partial(self._resender.on_response, token, True)
         r.hooks["response"].append(hook)
         return r
 
@@ -444,149 +443,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
     ) -> None:
         """At send time (:class:`ProxyGuard`): our token never goes to a proxy in clear."""
-        ours = self._on_response
+        ours = self._resender.on_response
         if any(getattr(hook, "func", None) == ours for hook in request.hooks.get("response", ())):
             self._destinations.check_proxies(request.url or "", proxies)
-
-    def _on_response(
-        self, token: Token | None, may_retry: bool, r: requests.Response, **kwargs: Any
-    ) -> requests.Response:
-        """Response hook of a request that carried ``token``.
-
-        With a DPoP token, keeps the response's ``DPoP-Nonce`` and gives a redirect that
-        keeps the token its own proof. When ``may_retry`` (no retry was made for this
-        request yet), a 401 (or a ``refresh_on`` status) is answered by :meth:`_retry`.
-        """
-        if token is None:
-            return r
-        dpop = self._proofs if token.dpop else None
-        if dpop is not None:
-            dpop.learn(r)
-            if r.is_redirect and self._carries(r.request, token):
-                dpop.prepare_next_hop(r, r.request, token)
-                return r
-        status = r.status_code
-        if not may_retry or (status not in self._refresh_on and not (
-                dpop is not None and dpop.asks_for_nonce(r))):
-            return r
-        if not self._carries(r.request, token):
-            logger.debug("%d from %s to a request without our token: not retried", status,
-                         r.request.url)
-            return r
-        return self._retry(token, r, kwargs)
-
-    @staticmethod
-    def _carries(request: requests.PreparedRequest, token: Token) -> bool:
-        return request.headers.get("Authorization") == token.authorization
-
-    def _retry(
-        self, token: Token, r: requests.Response, kwargs: dict[str, Any]
-    ) -> requests.Response:
-        """Send ``r.request`` again, as ``r`` asks: at most once with a new token (a 401,
-        or a ``refresh_on`` status) and, with DPoP, at most once with the nonce the
-        resource server gave (RFC 9449 §9), in either order; nothing else.
-
-        The resend goes through the same connection adapter, so hooks do not fire again
-        and it cannot loop. A body that cannot be sent again is not: the response is
-        returned (after a 401, the next call gets a new token).
-        """
-        request = r.request  # what requests sent, and what its redirects copy
-        nonce_retry, token_retry = token.dpop, True
-        ours, proofs = self._on_response, self._proofs
-        while True:
-            status = r.status_code
-            if proofs is not None and token.dpop and proofs.asks_for_nonce(r):
-                if not (nonce_retry and proofs.gives_nonce(r)):  # the token is not refused
-                    return r
-                nonce_retry, new_token = False, token
-            elif token_retry and status in self._refresh_on and (
-                    status == 401 or self._may_replace(token, r)):
-                token_retry = False
-                if getattr(r, "connection", None) is None or not rewind(request):
-                    self._replace_quietly(token, r)
-                    return r
-                new_token = self._holder.get(rejected=token)
-                if new_token.authorization == token.authorization:
-                    logger.debug("%d from %s: the token endpoint gave the rejected token "
-                                 "again; %d returned", status, request.url, status)
-                    return r
-            else:
-                return r
-            if getattr(r, "connection", None) is None or not rewind(request):
-                logger.debug("%d from %s: body cannot be sent again; %d returned", status,
-                             request.url, status)
-                return r
-            # Redirects that answer the retry are followed by requests with a copy of this
-            # request and its hooks: they must not retry again, even if the server gave the
-            # same token value back (the hook knows its token by the header it sent).
-            request.hooks["response"] = [
-                partial(ours, new_token, False) if getattr(hook, "func", None) == ours
-                else hook for hook in request.hooks["response"]]
-            logger.debug("%d from %s: retrying once with %s", status, request.url,
-                         "the DPoP nonce it gave" if new_token is token else "a new token")
-            r = self._resend(r, request, new_token, kwargs)
-            token = new_token
-
-    def _replace_quietly(self, token: Token, r: requests.Response) -> None:
-        """After a rejection whose request cannot be sent again: a new token for the next
-        call (bounded like any other rejection), errors logged, not raised."""
-        logger.debug("%d from %s: body cannot be sent again; token replaced, %d returned",
-                     r.status_code, r.request.url, r.status_code)
-        try:
-            self._holder.get(rejected=token)
-        except requests.RequestException as exc:
-            logger.debug("no new token after the %d from %s: %s", r.status_code,
-                         r.request.url, type(exc).__name__)
-
-    def _resend(
-        self, r: requests.Response, request: requests.PreparedRequest, token: Token,
-        kwargs: dict[str, Any],
-    ) -> requests.Response:
-        """``request`` sent again with ``token`` (and a new proof), as requests'
-        ``HTTPDigestAuth`` does: the answer ``r`` released, cookies it set carried."""
-        discard_body(r)
-        prep = request.copy()
-        extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
-        prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
-        prep.headers["Authorization"] = token.authorization
-        if token.dpop and self._proofs is not None:
-            prep.headers["DPoP"] = self._proofs.for_request(prep.method or "GET",
-                                                            prep.url or "", token)
-        # A redirect answering the retry is followed by requests with a copy of the
-        # original request: it must carry the new token, not the rejected one.
-        request.headers["Authorization"] = token.authorization
-        retried: requests.Response = r.connection.send(prep, **kwargs)
-        retried.history.append(r)
-        retried.request = prep
-        if token.dpop and self._proofs is not None:
-            self._proofs.learn(retried)
-            if retried.is_redirect:
-                self._proofs.prepare_next_hop(retried, request, token)
-        return retried
-
-    def _may_replace(self, token: Token, r: requests.Response) -> bool:
-        """Whether a ``refresh_on`` status other than 401 may cost a new token.
-
-        Not when the server says the scope is insufficient (RFC 6750 §3.1: a new token of
-        the same scope cannot help), nor for a token received less than
-        :data:`~requests_oauthcc.reuse.MIN_REFRESH_INTERVAL` ago: a 403 is as often a plain
-        "forbidden" as a rejected token, and it must not turn every call into a token
-        request.
-        """
-        from .challenge import challenge_errors  # only APIs that answer 403 need it
-
-        if "insufficient_scope" in challenge_errors(r.headers.get("WWW-Authenticate", "")):
-            logger.debug("%d from %s: insufficient_scope, not retried", r.status_code,
-                         r.request.url)
-            return False
-        received = self._holder.received_at(token)
-        age = math.inf if received is None else self._clock() - received
-        if age < MIN_REFRESH_INTERVAL:
-            logger.debug("%d from %s to a token received %.1fs ago: not retried",
-                         r.status_code, r.request.url, age)
-            return False
-        return True
-
 
 def _proofs_for(dpop: object) -> Proofs | None:
     """The DPoP proofs of an auth built with ``dpop=``: a :class:`~requests_oauthcc.DPoPKey`."""
