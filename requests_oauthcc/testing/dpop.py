@@ -18,11 +18,8 @@ when a proof's signature is checked.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import math
-import re
 import secrets
 import threading
 import time
@@ -31,7 +28,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+
+from .htu import same_target
+from .jose import (
+    JoseError,
+    b64url,
+    check_public_jwk,
+    jwk_thumbprint,
+    parse_compact_jws,
+    verify_signature,
+)
 
 __all__ = [
     "DEFAULT_ALGS",
@@ -47,21 +53,10 @@ DEFAULT_ALGS: tuple[str, ...] = (
 )
 """The asymmetric JWS algorithms accepted unless told otherwise (never ``none`` or HS*)."""
 
-_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
-_OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 _ASYMMETRIC = frozenset(DEFAULT_ALGS)
-_REQUIRED_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
-                     "OKP": ("crv", "kty", "x")}
-_KEY_MEMBERS = {"EC": ("x", "y"), "RSA": ("n", "e"), "OKP": ("x",)}
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_MAX_PROOF_LENGTH = 8192  # an RSA-8192 proof fits; anything longer is refused unparsed
 _MAX_JTI_LENGTH = 512
-_RSA_BYTES = (256, 1024)  # 2048 to 8192-bit moduli
 _REPLAY_CACHE_LIMIT = 100_000
 _NONCE_LIFETIME = 300.0  # seconds a nonce stays the current one
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 class DPoPError(Exception):
@@ -98,117 +93,17 @@ class CheckedProof:
     claims: Mapping[str, Any] = field(repr=False)
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url without padding.
-
-    Only the required members of the key type (EC: crv kty x y; RSA: e kty n; OKP: crv kty x;
-    oct: k kty) in lexicographic order, no whitespace. Raises :class:`ValueError` for another
-    key type or a missing or non-string member.
-    """
-    kty = jwk.get("kty")
-    names = _REQUIRED_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if kty == "oct":
-        names = ("k", "kty")
-    if names is None:
-        raise ValueError("unsupported JWK key type")
-    members = {name: jwk.get(name) for name in names}
-    if not all(isinstance(value, str) for value in members.values()):
-        raise ValueError("a required JWK member is missing or not a string")
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return _b64url(hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest())
-
-
 def access_token_hash(access_token: str) -> str:
     """The ``ath`` of RFC 9449 §4.2: base64url(SHA-256(ASCII(token))), no padding.
 
     (A token with characters outside ASCII, which RFC 6750 does not allow, is hashed as
     UTF-8 rather than refused.)
     """
-    return _b64url(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
+    return b64url(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
 
 
 def _invalid(description: str) -> DPoPError:
     return DPoPError("invalid_dpop_proof", description)
-
-
-def _b64decode(part: str, what: str) -> bytes:
-    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
-        raise _invalid(f"the {what} is not base64url")
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member")
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-def _json_object(part: str, what: str) -> dict[str, Any]:
-    raw = _b64decode(part, what)
-    try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                           parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise _invalid(f"the {what} is not a JSON object") from exc
-    if not isinstance(value, dict):
-        raise _invalid(f"the {what} is not a JSON object")
-    return value
-
-
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 §5.2.4, for the path of an absolute URL."""
-    segments = path.split("/")
-    output: list[str] = []
-    for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment == "..":
-            if len(output) > 1:
-                output.pop()
-        elif segment != ".":
-            output.append(segment)
-            continue
-        if last:
-            output.append("")
-    return "/".join(output)
-
-
-def _normalize_percent(text: str) -> str:
-    """RFC 3986 §6.2.2.1 and §6.2.2.2: upper-case escapes, unreserved ones decoded."""
-
-    def fix(match: re.Match[str]) -> str:
-        char = chr(int(match.group(1), 16))
-        return char if char in _UNRESERVED else "%" + match.group(1).upper()
-
-    return re.sub(r"%([0-9A-Fa-f]{2})", fix, text)
-
-
-def normalize_htu(url: str) -> str:
-    """A URL as RFC 9449 §4.3 compares ``htu``: query and fragment dropped, then RFC 3986
-    syntax-based (§6.2.2) and scheme-based (§6.2.3) normalization. Raises ValueError for
-    what is not an absolute http(s) URL."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or parts.hostname is None:
-        raise ValueError("not an absolute http(s) URL")
-    host = _normalize_percent(parts.hostname).lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port  # ValueError when out of range
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    if parts.username is not None or parts.password is not None:
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{_normalize_percent(userinfo)}@{netloc}"
-    path = _remove_dot_segments(_normalize_percent(parts.path)) or "/"
-    return f"{scheme}://{netloc}{path}"
 
 
 class DPoPProofChecker:
@@ -303,10 +198,13 @@ class DPoPProofChecker:
         that token is bound to, which the proof's key must have. The ``jti`` is recorded
         only when every rule passed.
         """
-        header, claims, signing_input, signature = self._parse(self._one_proof(proofs))
-        alg, jwk = self._check_header(header)
-        thumbprint = self._check_jwk(jwk, alg)
-        _verify_signature(alg, jwk, signing_input, signature)
+        try:
+            header, claims, signing_input, signature = parse_compact_jws(self._one_proof(proofs))
+            alg, jwk = self._check_header(header)
+            thumbprint = check_public_jwk(jwk, alg)
+            verify_signature(alg, jwk, signing_input, signature)
+        except JoseError as error:
+            raise _invalid(str(error)) from None
         jti, htm, htu, iat = self._check_claims(claims, method, url)
         ath = claims.get("ath")
         if ath is not None and not isinstance(ath, str):
@@ -352,7 +250,7 @@ class DPoPProofChecker:
             raise _invalid("iat must be a number")
         if htm != method:
             raise _invalid("htm does not match the request method")
-        if not _same_target(htu, url):
+        if not same_target(htu, url):
             raise _invalid("htu does not match the request URI")
         try:
             age = self._clock() - float(iat)
@@ -383,40 +281,6 @@ class DPoPProofChecker:
             raise _invalid("the DPoP header is not text")
         return proof.strip()
 
-    @staticmethod
-    def _parse(proof: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-        if len(proof) > _MAX_PROOF_LENGTH:
-            raise _invalid("the DPoP proof is too long")
-        parts = proof.split(".")
-        if len(parts) != 3:
-            raise _invalid("the DPoP proof is not a compact JWS")
-        header = _json_object(parts[0], "JOSE header")
-        claims = _json_object(parts[1], "JWT payload")
-        signature = _b64decode(parts[2], "signature")
-        return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
-
-    @staticmethod
-    def _check_jwk(jwk: Mapping[str, Any], alg: str) -> str:
-        if _PRIVATE_MEMBERS & set(jwk):
-            raise _invalid("the jwk holds a private key")
-        kty = jwk.get("kty")
-        wanted = "EC" if alg.startswith("ES") else "OKP" if alg == "EdDSA" else "RSA"
-        if kty != wanted:
-            raise _invalid(f"alg {alg} needs a {wanted} key")
-        names = _REQUIRED_MEMBERS[wanted]
-        if not all(isinstance(jwk.get(name), str) for name in names):
-            raise _invalid("the jwk lacks a required member")
-        crv = jwk.get("crv")
-        if (wanted == "EC" and crv != _EC_CURVES[alg]) or (
-                wanted == "OKP" and crv not in _OKP_CURVES):
-            raise _invalid(f"alg {alg} does not go with this key's curve")
-        for name in _KEY_MEMBERS[wanted]:
-            _b64decode(jwk[name], f"jwk member {name}")
-        if wanted == "RSA" and not (
-                _RSA_BYTES[0] <= len(_b64decode(jwk["n"], "jwk n")) <= _RSA_BYTES[1]):
-            raise _invalid("the RSA key must have 2048 to 8192 bits")
-        return jwk_thumbprint(jwk)
-
     def _remember(self, jti: str, expires: float) -> None:
         """Record a jti as used (RFC 9449 §11.1), or refuse it as replayed."""
         with self._lock:
@@ -433,25 +297,3 @@ class DPoPProofChecker:
             self._seen_order.append((expires, jti))
 
 
-def _same_target(htu: str, url: str) -> bool:
-    try:
-        return normalize_htu(htu) == normalize_htu(url)
-    except ValueError:  # an htu that is no URL, or a port out of range
-        return False
-
-
-def _verify_signature(alg: str, jwk: Mapping[str, Any], signing_input: bytes,
-                      signature: bytes) -> None:
-    """Verify the JWS signature with the header's own key (PyJWT imported only here)."""
-    import jwt
-    from cryptography.exceptions import UnsupportedAlgorithm
-
-    algorithm = jwt.algorithms.get_default_algorithms()[alg]
-    try:
-        key = algorithm.from_jwk(dict(jwk))
-        valid = algorithm.verify(signing_input, key, signature)
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError,
-            UnsupportedAlgorithm) as exc:
-        raise _invalid("the jwk is not a usable public key") from exc
-    if not valid:
-        raise _invalid("the signature does not verify with the jwk")
