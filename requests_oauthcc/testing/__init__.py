@@ -1,7 +1,7 @@
 """A local OAuth 2.0 authorization server and protected resource, for tests and the demo.
 
-Stdlib only (PyJWT when JWT client authentication is exercised), on 127.0.0.1 with a free
-port, one thread per connection::
+Stdlib only (PyJWT when JWT client authentication is exercised or a DPoP proof is checked),
+on 127.0.0.1 with a free port, one thread per connection::
 
     with OAuthTestServer(clients={"my-client": "my-secret"}, token_lifetime=60) as server:
         auth = ClientCredentialsAuth(server.token_url, "my-client", "my-secret")
@@ -11,14 +11,22 @@ port, one thread per connection::
 With pytest, ``-p requests_oauthcc.testing`` (or ``pytest_plugins =
 ["requests_oauthcc.testing"]`` in a conftest.py) provides the fixtures ``oauth_server``
 and ``oauth_auth``; nothing is registered unless asked for.
+
+DPoP (RFC 9449): the server binds tokens to a proof's key and checks proofs at the resource
+(options ``dpop_nonce``, ``dpop_required``, ``dpop_algs``); its checker,
+:class:`DPoPProofChecker`, can check proofs for your own servers too.
 """
 
 from .clients import ClientRegistry
+from .dpop import CheckedProof, DPoPError, DPoPProofChecker
 from .server import CannedResponse, IssuedToken, OAuthTestServer, TokenRequestRecord
 
 __all__ = [
     "CannedResponse",
+    "CheckedProof",
     "ClientRegistry",
+    "DPoPError",
+    "DPoPProofChecker",
     "IssuedToken",
     "OAuthTestServer",
     "TokenRequestRecord",

@@ -9,22 +9,40 @@ Stdlib only, on 127.0.0.1 with a free port, one thread per connection::
 
 Endpoints:
 
-- ``POST /token``: the client credentials grant, with ``client_secret_basic`` (decoded as
-  RFC 6749 §2.3.1 says) or ``client_secret_post``; answers RFC 6749 §5.1/§5.2.
+- ``POST /token``: the client credentials grant, with every client authentication method
+  of clients.py (``client_secret_basic`` decoded as RFC 6749 §2.3.1 says,
+  ``client_secret_post``, the JWT and mTLS methods); answers RFC 6749 §5.1/§5.2. A request
+  with a ``DPoP`` header gets a DPoP-bound token (RFC 9449 §5), see below.
 - ``/resource`` (any method, any sub-path): 200 with a JSON echo of the request for a valid
-  bearer token, an RFC 6750 401 otherwise. Under ``/resource/cookie`` a 401 also sets a
-  cookie, and the echo shows the cookies received.
+  token, an RFC 6750 (or RFC 9449 §7.1) 401 otherwise. Under ``/resource/cookie`` a 401 also
+  sets a cookie, and the echo shows the cookies received.
 - ``/redirect?to=URL&status=302``: a redirect.
 - ``/unauthorized``: always an RFC 6750 401.
 
-Controls: :meth:`revoke_all`, :meth:`queue_response` (canned answers for the next token
-requests: error statuses, malformed bodies, delays), counters and a log of token requests.
+DPoP (RFC 9449), checked by :class:`~requests_oauthcc.testing.dpop.DPoPProofChecker`:
+
+- Token endpoint: a valid proof (``htm`` POST, ``htu`` the token URL as addressed) gets
+  ``token_type: "DPoP"`` and a token bound to the proof key's thumbprint
+  (:attr:`IssuedToken.jkt`); an invalid one a 400 ``invalid_dpop_proof``; a missing or
+  stale nonce (with ``dpop_nonce``) a 400 ``use_dpop_nonce`` with a ``DPoP-Nonce`` header.
+  Any token response carries ``DPoP-Nonce`` while nonces are on and the request did not
+  use the current one (§8.2), so clients learn rotated nonces without an error.
+- Resource: a bound token must come as ``Authorization: DPoP <token>`` with a proof for
+  this method and URL, the token's ``ath`` and the bound key. Refusals are 401s with
+  ``WWW-Authenticate: DPoP error="invalid_token" | "invalid_dpop_proof" |
+  "use_dpop_nonce", algs="..."`` (plus ``DPoP-Nonce`` for the last). A bound token sent as
+  ``Bearer``, or an unbound one sent as ``DPoP``, is ``invalid_token``. The 200 echo has
+  ``dpop_jkt``: the proof's thumbprint, or null for a bearer token.
+- The token endpoint and the resource have their own nonces, as real deployments do.
+  Without a ``DPoP`` header nothing of PyJWT is imported.
+
+Controls: :meth:`revoke_all`, :meth:`expire_all`, :meth:`queue_response` (canned answers
+for the next token requests: error statuses, malformed bodies, delays),
+:meth:`rotate_dpop_nonces`; records: counters, :attr:`token_log`, :attr:`dpop_proofs`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
 import ssl
@@ -32,55 +50,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from .clients import ClientRegistry, OAuthFailure, authenticate_client
+from .clients import ClientRegistry, OAuthFailure
+from .dpop import DEFAULT_ALGS, CheckedProof, DPoPProofChecker
+from .handler import Handler, QuietServer
+from .records import CannedResponse, IssuedToken, TokenRequestRecord
 
 __all__ = ["CannedResponse", "IssuedToken", "OAuthTestServer", "TokenRequestRecord"]
-
-
-@dataclass(frozen=True)
-class CannedResponse:
-    """An answer the token endpoint gives instead of its own, once."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    echo: bool = False
-    """Append what the request carried (body, Authorization, decoded Basic user-pass), as
-    careless servers do in error pages."""
-
-
-@dataclass(frozen=True)
-class TokenRequestRecord:
-    """What one token request carried: its form, how the client authenticated, headers.
-
-    ``client_id`` and ``auth_method`` are ``None`` when the client was not authenticated
-    (also when the request got a canned answer from :meth:`OAuthTestServer.queue_response`).
-    """
-
-    form: Mapping[str, list[str]]
-    client_id: str | None
-    auth_method: str | None
-    headers: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    """A token the server issued, as the resource checks it."""
-
-    client_id: str
-    scope: str | None
-    expires_at: float | None
-    resource: tuple[str, ...] = ()
-    audience: str | None = None
-    cert_thumbprint: str | None = None
-    """SHA-256 of the client certificate the token was issued over (RFC 8705 §3), if any."""
 
 
 class OAuthTestServer:
@@ -102,6 +81,17 @@ class OAuthTestServer:
     ``catch_all``: any path ending in ``/token`` is the token endpoint, any well-known path
     serves metadata for the issuer its Host header and path name, and any other unknown
     path is the protected resource (to stand in for real servers' URL layouts).
+
+    DPoP (RFC 9449; see the module docstring): ``dpop_nonce``: the token endpoint and the
+    resource require server nonces in proofs (§8, §9), each its own, rotated every 300 s or
+    by :meth:`rotate_dpop_nonces`. ``dpop_required``: token requests without a ``DPoP``
+    header get 400 ``invalid_dpop_proof`` (as for a client registered with
+    ``dpop_bound_access_tokens``, §5.2). ``dpop_algs``: the proof algorithms accepted,
+    asymmetric only (default :data:`~requests_oauthcc.testing.dpop.DEFAULT_ALGS`), also
+    published as ``dpop_signing_alg_values_supported`` in the metadata and as ``algs`` in
+    the resource's ``DPoP`` challenges. The checkers are :attr:`token_dpop` and
+    :attr:`resource_dpop` (``.nonce()`` gives each one's current nonce); every accepted
+    proof is appended to :attr:`dpop_proofs` as ``("token" | "resource", CheckedProof)``.
     """
 
     def __init__(
@@ -123,6 +113,9 @@ class OAuthTestServer:
         metadata: str | None = "rfc8414",
         metadata_overrides: Mapping[str, Any] | None = None,
         catch_all: bool = False,
+        dpop_nonce: bool = False,
+        dpop_required: bool = False,
+        dpop_algs: Iterable[str] | None = None,
     ) -> None:
         self.registry = ClientRegistry(
             secrets=dict(clients if clients is not None else {"test-client": "test-secret"}),
@@ -148,7 +141,13 @@ class OAuthTestServer:
         self.resource_rejections = 0
         self.token_log: list[TokenRequestRecord] = []
         self.access_tokens_issued: list[str] = []
-        self._httpd: ThreadingHTTPServer | None = None
+        self.dpop_nonce = dpop_nonce
+        self.dpop_required = dpop_required
+        self.dpop_algs = tuple(DEFAULT_ALGS if dpop_algs is None else dpop_algs)
+        self.token_dpop = DPoPProofChecker(require_nonce=dpop_nonce, algs=self.dpop_algs)
+        self.resource_dpop = DPoPProofChecker(require_nonce=dpop_nonce, algs=self.dpop_algs)
+        self.dpop_proofs: list[tuple[str, CheckedProof]] = []
+        self._httpd: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------
@@ -157,10 +156,10 @@ class OAuthTestServer:
         """Start serving on a free port; returns self."""
         server = self
 
-        class Handler(_Handler):
+        class BoundHandler(Handler):
             oauth = server
 
-        self._httpd = _QuietServer((self._host, 0), Handler)
+        self._httpd = QuietServer((self._host, 0), BoundHandler)
         if self._tls is not None:
             certfile, keyfile, client_ca = self._tls
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -226,6 +225,7 @@ class OAuthTestServer:
             "token_endpoint_auth_signing_alg_values_supported": [
                 "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256",
             ],
+            "dpop_signing_alg_values_supported": list(self.dpop_algs),
         }
         document.update(self.metadata_overrides)
         return document
@@ -294,6 +294,11 @@ class OAuthTestServer:
         with self._lock:
             self._canned.extend([CannedResponse(status, data, hdrs, delay, echo)] * count)
 
+    def rotate_dpop_nonces(self) -> tuple[str, str]:
+        """New current DPoP nonces for the token endpoint and the resource, returned in
+        that order; the previous ones are still accepted until the next rotation."""
+        return self.token_dpop.rotate_nonce(), self.resource_dpop.rotate_nonce()
+
     def issued_tokens(self) -> dict[str, IssuedToken]:
         """A copy of the live tokens, by access token."""
         with self._lock:
@@ -306,8 +311,17 @@ class OAuthTestServer:
             self.token_requests += 1
             return self._canned.popleft() if self._canned else None
 
+    def _record_dpop(self, where: str, proof: CheckedProof) -> None:
+        with self._lock:
+            self.dpop_proofs.append((where, proof))
+
     def _issue(
-        self, client_id: str, form: Mapping[str, list[str]], thumbprint: str | None = None
+        self,
+        client_id: str,
+        form: Mapping[str, list[str]],
+        thumbprint: str | None = None,
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         requested = form.get("scope", [None])[0]
         if self.allowed_scopes is not None and requested is not None:
@@ -324,24 +338,24 @@ class OAuthTestServer:
             resource=tuple(form.get("resource", [])),
             audience=form.get("audience", [None])[0],
             cert_thumbprint=thumbprint,
+            jkt=jkt,
         )
         with self._lock:
             self._tokens[access_token] = issued
             self.access_tokens_issued.append(access_token)
-        answer: dict[str, Any] = {"access_token": access_token, "token_type": self.token_type}
+        token_type = "DPoP" if jkt is not None else self.token_type  # RFC 9449 §5
+        answer: dict[str, Any] = {"access_token": access_token, "token_type": token_type}
         if lifetime is not None:
             answer["expires_in"] = str(int(lifetime)) if self.expires_in_as_string else lifetime
         if scope is not None:
             answer["scope"] = scope
         return answer
 
-    def _check_bearer(
-        self, authorization: str | None, thumbprint: str | None = None
-    ) -> IssuedToken | None:
-        if not authorization or not authorization.startswith("Bearer "):
-            return None
+    def _live_token(self, access_token: str, thumbprint: str | None = None) -> IssuedToken | None:
+        """The issued token, if it is known, unexpired, and presented over the certificate
+        it is bound to (if any); DPoP binding is the resource's to check."""
         with self._lock:
-            issued = self._tokens.get(authorization[len("Bearer ") :])
+            issued = self._tokens.get(access_token)
         if issued is None:
             return None
         if issued.expires_at is not None and time.monotonic() >= issued.expires_at:
@@ -349,180 +363,3 @@ class OAuthTestServer:
         if issued.cert_thumbprint is not None and issued.cert_thumbprint != thumbprint:
             return None  # a certificate-bound token presented without its certificate
         return issued
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many threads connect at once in the tests
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that hang up early (timeouts, refused bodies) are part of the tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    oauth: OAuthTestServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms ACK stalls
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send(
-        self, status: int, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_json(
-        self, status: int, payload: Any, headers: Mapping[str, str] | None = None
-    ) -> None:
-        hdrs = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-        hdrs.update(headers or {})
-        self._send(status, json.dumps(payload).encode(), hdrs)
-
-    def _route(self) -> None:
-        path = urlsplit(self.path).path
-        body = self._read_body()
-        if path == "/token" or (self.oauth.catch_all and path.endswith("/token")):
-            self._token(body)
-        elif path == "/resource" or path.startswith("/resource/"):
-            self._resource(body)
-        elif path == "/redirect":
-            self._redirect()
-        elif self.oauth.catch_all and "/.well-known/" in path:
-            self._send_json(200, self._virtual_metadata(path))
-        elif path in self._metadata_paths():
-            self._send_json(200, self.oauth.metadata_document())
-        elif path == "/unauthorized":
-            self._send_json(401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"})
-        elif self.oauth.catch_all:
-            self._resource(body)
-        else:
-            self._send(404, b"not found")
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _route
-
-    def _virtual_metadata(self, path: str) -> dict[str, Any]:
-        """Metadata for whatever issuer the Host header and well-known path name."""
-        before, _, after = path.partition("/.well-known/")
-        issuer_path = before if before else "/" + after.partition("/")[2]
-        issuer = f"https://{self.headers.get('Host', 'localhost')}{issuer_path.rstrip('/')}"
-        document = self.oauth.metadata_document()
-        document.update(issuer=issuer, token_endpoint=f"{issuer}/token")
-        return document
-
-    def _metadata_paths(self) -> tuple[str, ...]:
-        style, issuer_path = self.oauth.metadata_style, self.oauth.issuer_path
-        if style == "rfc8414":
-            return ("/.well-known/oauth-authorization-server" + issuer_path,)
-        if style == "oidc":
-            return (issuer_path + "/.well-known/openid-configuration",)
-        return ()
-
-    # -- token endpoint ---------------------------------------------------------------
-
-    def _token(self, body: bytes) -> None:
-        canned = self.oauth._next_canned()
-        if canned is not None:
-            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-            self.oauth.token_log.append(
-                TokenRequestRecord(form, None, None, dict(self.headers.items())))
-            if canned.delay:
-                time.sleep(canned.delay)
-            self._send(canned.status, canned.body + self._echo(body) if canned.echo
-                       else canned.body, canned.headers)
-            return
-        try:
-            if self.command != "POST":
-                raise OAuthFailure(400, "invalid_request", "the token endpoint takes POST")
-            form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-            record = TokenRequestRecord(form, None, None, dict(self.headers.items()))
-            try:
-                client_id, method = self._authenticate_client(form)
-            except OAuthFailure:  # refused requests are logged too, with no client_id
-                self.oauth.token_log.append(record)
-                raise
-            self.oauth.token_log.append(replace(record, client_id=client_id, auth_method=method))
-            if form.get("grant_type") != ["client_credentials"]:
-                raise OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
-            bound = self._peer_thumbprint() if method == "tls_client_auth" else None
-            self._send_json(200, self.oauth._issue(client_id, form, bound))
-        except OAuthFailure as failure:
-            headers = {"WWW-Authenticate": 'Basic realm="token"'} if failure.basic else {}
-            self._send_json(
-                failure.status,
-                {"error": failure.error, "error_description": failure.description},
-                headers,
-            )
-
-    def _echo(self, body: bytes) -> bytes:
-        authorization = self.headers.get("Authorization", "")
-        decoded = b""
-        if authorization.startswith("Basic "):
-            decoded = base64.b64decode(authorization[6:] + "==", validate=False)
-        return b"\n".join([b"", body, authorization.encode("latin-1"), decoded])
-
-    def _peer_thumbprint(self) -> str | None:
-        if not isinstance(self.connection, ssl.SSLSocket):
-            return None
-        der = self.connection.getpeercert(binary_form=True)
-        return hashlib.sha256(der).hexdigest() if der else None
-
-    def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
-        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-        scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
-        as_seen = f"{scheme}://{self.headers.get('Host', '')}{urlsplit(self.path).path}"
-        return authenticate_client(
-            self.oauth.registry, self.headers.get("Authorization", ""), form, peer,
-            audiences=(self.oauth.token_url, self.oauth.issuer, as_seen),
-        )
-
-    # -- protected resource -----------------------------------------------------------
-
-    def _resource(self, body: bytes) -> None:
-        with self.oauth._lock:
-            self.oauth.resource_requests += 1
-        issued = self.oauth._check_bearer(self.headers.get("Authorization"),
-                                          self._peer_thumbprint())
-        if issued is None:
-            with self.oauth._lock:
-                self.oauth.resource_rejections += 1
-            headers = {"WWW-Authenticate": 'Bearer realm="resource", error="invalid_token"'}
-            if urlsplit(self.path).path.endswith("/cookie"):
-                headers["Set-Cookie"] = "rs_session=from-401; Path=/"
-            self._send_json(401, {"error": "invalid_token"}, headers)
-            return
-        self._send_json(200, {
-            "method": self.command,
-            "path": self.path,
-            "client_id": issued.client_id,
-            "scope": issued.scope,
-            "body_length": len(body),
-            "body_sha256": hashlib.sha256(body).hexdigest(),
-            "cookie": self.headers.get("Cookie"),
-        })
-
-    def _redirect(self) -> None:
-        query = dict(parse_qsl(urlsplit(self.path).query))
-        status = int(query.get("status", "302"))
-        self._send(status, b"", {"Location": query.get("to", "/")})
