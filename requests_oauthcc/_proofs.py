@@ -43,6 +43,11 @@ def _origin(url: str) -> str:
     return url if end < 0 else url[:end]
 
 
+def _nonce_key(url: str, token_endpoint: bool) -> str:
+    """Where the nonce of ``url``'s origin is kept: apart for its token endpoint."""
+    return ("token endpoint " if token_endpoint else "") + _origin(url)
+
+
 class Proofs:
     """The DPoP proofs of one auth object.
 
@@ -58,29 +63,32 @@ class Proofs:
     def __repr__(self) -> str:
         return f"<DPoP proofs: {self.key!r}>"
 
-    def nonce(self, url: str) -> str | None:
-        """The nonce last received from ``url``'s origin, if any."""
-        return self._nonces.get(_origin(url))
+    def nonce(self, url: str, *, token_endpoint: bool = False) -> str | None:
+        """The nonce last received from ``url``'s origin (from its token endpoint, or from
+        its resources), if any."""
+        return self._nonces.get(_nonce_key(url, token_endpoint))
 
     def for_token_request(self, token_url: str) -> SensitiveText:
         """A proof for a token request (``POST`` to ``token_url``, no ``ath``)."""
-        return self.key.proof("POST", token_url, nonce=self.nonce(token_url))
+        return self.key.proof("POST", token_url,
+                              nonce=self.nonce(token_url, token_endpoint=True))
 
     def for_request(self, method: str, url: str, token: Token) -> SensitiveText:
         """A proof for a resource request carrying ``token`` (with its ``ath``)."""
         return self.key.proof(method, url, access_token=token.access_token,
                               nonce=self._nonces.get(_origin(url)))
 
-    def learn(self, response: requests.Response) -> bool:
+    def learn(self, response: requests.Response, *, token_endpoint: bool = False) -> bool:
         """Keep the ``DPoP-Nonce`` of ``response`` for its request's origin.
 
         Returns whether it is a new nonce. A value that is not ``1*NQCHAR`` (RFC 9449 §8.1)
-        or longer than 1 KiB is ignored.
+        or longer than 1 KiB is ignored. The nonces of a token endpoint (§8) and of
+        resources (§9) are kept apart, even on one origin: they are different servers'.
         """
         if not self.gives_nonce(response):
             return False
         nonce = response.headers["DPoP-Nonce"]
-        origin = _origin(response.request.url or "")
+        origin = _nonce_key(response.request.url or "", token_endpoint)
         if self._nonces.get(origin) == nonce:
             return False
         if len(self._nonces) >= _MAX_ORIGINS and origin not in self._nonces:

@@ -142,11 +142,11 @@ class TokenEndpoint:
         a nonce it has just given (RFC 9449 §8): that is not a failure to retry later."""
         if self.dpop is None:
             return self._send(deadline)
-        nonce = self.dpop.nonce(self.token_url)
+        nonce = self.dpop.nonce(self.token_url, token_endpoint=True)
         try:
             return self._send(deadline)
         except UseDPoPNonceError:
-            if self.dpop.nonce(self.token_url) in (None, nonce):
+            if self.dpop.nonce(self.token_url, token_endpoint=True) in (None, nonce):
                 raise  # no new nonce came: sending again could not help
         logger.debug("token endpoint %s asked for a DPoP nonce; sending again with it",
                      self.token_url)
@@ -169,7 +169,7 @@ class TokenEndpoint:
             fail=self._unreachable,
         )
         if self.dpop is not None:
-            self.dpop.learn(response)
+            self.dpop.learn(response, token_endpoint=True)
         if body is None:
             raise InvalidTokenResponseError(
                 f"{self.token_url} answered {response.status_code} with a body over "
