@@ -410,9 +410,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         where = (f"token_url={endpoint.token_url!r}" if endpoint is not None
                  else f"issuer={getattr(source, 'issuer', None)!r}")
         method = endpoint.client_auth.name if endpoint is not None else "(discovered)"
+        dpop = "" if self._proofs is None else f", dpop={self._proofs.key!r}"
         return (
             f"{type(self).__name__}({where}, client_id={self._client_id!r}, "
-            f"scope={self._requested_scope!r}, auth_method={method!r})"
+            f"scope={self._requested_scope!r}, auth_method={method!r}{dpop})"
         )
 
     # -- requests hooks ---------------------------------------------------------------

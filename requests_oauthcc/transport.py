@@ -107,13 +107,17 @@ def total_seconds(timeout: Timeout) -> float:
     return float(sum(timeout)) if isinstance(timeout, tuple) else float(timeout)
 
 
+_CREDENTIAL_HEADERS = frozenset({"authorization", "dpop"})
+"""Headers that carry a credential: client authentication, and a DPoP proof (RFC 9449)."""
+
+
 def without_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """A copy of ``request`` without its ``Authorization`` header, its other header values
-    plain strings again (they were sent as ``SensitiveText``)."""
+    """A copy of ``request`` without its ``Authorization`` and ``DPoP`` headers, its other
+    header values plain strings again (they were sent as ``SensitiveText``)."""
     copy = request.copy()
     copy.headers = CaseInsensitiveDict(
         {name: str(value) for name, value in request.headers.items()
-         if name.lower() != "authorization"})
+         if name.lower() not in _CREDENTIAL_HEADERS})
     return copy
 
 

@@ -120,6 +120,12 @@ def test_unusable_keys_are_configuration_errors(make: Any) -> None:
     assert "PRIVATE KEY" not in str(caught.value)
 
 
+def test_the_auth_repr_shows_the_thumbprint_only(dpop_server: OAuthTestServer,
+                                                 key: DPoPKey) -> None:
+    """The auth's repr names the key by algorithm and thumbprint."""
+    assert repr(auth_for(dpop_server, key)).endswith(f", dpop={key!r})")
+
+
 def test_dpop_must_be_a_key(dpop_server: OAuthTestServer) -> None:
     """dpop= takes a DPoPKey, and says how to make one."""
     with pytest.raises(ConfigurationError, match=r"DPoPKey.generate\(\)"):
@@ -240,6 +246,8 @@ def test_proofs_never_reach_error_messages(key: DPoPKey) -> None:
             auth.fetch_token()
     proof = server.requests[0].headers["dpop"]
     assert "bad proof [redacted]" in str(caught.value)
+    assert caught.value.response is not None
+    assert "DPoP" not in caught.value.response.request.headers
     assert proof not in str(caught.value) and proof.split(".")[1] not in str(caught.value)
 
 
