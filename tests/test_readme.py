@@ -16,14 +16,18 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+import requests_oauthcc.dpop  # noqa: F401 - see below
 from requests_oauthcc.testing import OAuthTestServer
 
 from .certs import make_pki
 from .conftest import RedisProcess
-from .keys import rsa_pair
+from .keys import ec_pair, rsa_pair
 from .proxy import ConnectProxy
 
 pytest_plugins = ["pytester"]
+# pytester drops the modules first imported during each test; a lazily imported module
+# (requests_oauthcc.dpop) would then come back as a new module with new classes, while the
+# package keeps the old ones. Imported here, it stays the same for every example.
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HOSTS = (
@@ -61,6 +65,8 @@ def world(
     key = rsa_pair()
     key_file = directory / "client-key.pem"
     key_file.write_text(key.private_pem)
+    dpop_key_file = directory / "dpop-key.pem"
+    dpop_key_file.write_text(ec_pair().private_pem)
     server = OAuthTestServer(
         {"my-client-id": SECRET}, client_keys={"my-client-id": key.public_pem},
         tls_clients={"my-client-id": "test-client"}, certfile=pki.server_cert,
@@ -71,7 +77,8 @@ def world(
     yield {
         "HTTPS_PROXY": proxy.url, "REQUESTS_CA_BUNDLE": pki.ca, "CLIENT_SECRET": SECRET,
         "OAUTH_CLIENT_SECRET": SECRET,
-        "CLIENT_KEY_FILE": str(key_file), "CLIENT_CERT_FILE": pki.client_cert,
+        "CLIENT_KEY_FILE": str(key_file), "DPOP_KEY_FILE": str(dpop_key_file),
+        "CLIENT_CERT_FILE": pki.client_cert,
         "CLIENT_CERT_KEY_FILE": pki.client_key, "TOKEN_CACHE_DIR": str(directory / "cache"),
         "TOKEN_CACHE_KEY": Fernet.generate_key().decode(),
     }
