@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from typing import TYPE_CHECKING
 
 import requests
@@ -53,12 +54,13 @@ class Proofs:
 
     ``key``: the :class:`~requests_oauthcc.dpop.DPoPKey`; discovery may switch it to an
     algorithm the server lists (:meth:`choose_alg`). Thread-safe: the nonce table is
-    only read and replaced item by item.
+    read without a lock and written under one.
     """
 
     def __init__(self, key: DPoPKey) -> None:
         self.key = key
         self._nonces: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<DPoP proofs: {self.key!r}>"
@@ -91,9 +93,10 @@ class Proofs:
         origin = _nonce_key(response.request.url or "", token_endpoint)
         if self._nonces.get(origin) == nonce:
             return False
-        if len(self._nonces) >= _MAX_ORIGINS and origin not in self._nonces:
-            self._nonces.pop(next(iter(self._nonces)), None)
-        self._nonces[origin] = nonce
+        with self._lock:  # a new nonce is rare; evicting must not race another thread
+            if len(self._nonces) >= _MAX_ORIGINS and origin not in self._nonces:
+                del self._nonces[next(iter(self._nonces))]
+            self._nonces[origin] = nonce
         return True
 
     @staticmethod
