@@ -2,12 +2,15 @@
 
     python3 -m pip install -r benchmarks/requirements.txt
     python3 benchmarks/compare.py            # add --no-callgrind to skip valgrind
+    python3 benchmarks/compare.py --only dpop   # DPoP's per-request cost alone (~1 min)
 
 Everything runs on this machine against the local authorization server; results are
 ratios measured in one run. Contenders: no auth, a static `Authorization: Bearer` header
 (the floor), requests-oauthcc, requests-oauth2client, Authlib's OAuth2Session
 (grant_type="client_credentials"), requests-oauthlib with BackendApplicationClient,
-and requests-auth's OAuth2ClientCredentials.
+and requests-auth's OAuth2ClientCredentials. The per-request cost of requests-oauthcc is
+also measured with a DPoP-bound token (RFC 9449; ES256 and EdDSA keys: a fresh signed
+proof on every request), against its own Bearer path and the static header.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth
+from requests_oauthcc import ClientCredentialsAuth, DPoPKey
 from requests_oauthcc.testing import OAuthTestServer
 
 CLIENT, SECRET = "bench-client", "bench-secret"
@@ -54,11 +57,20 @@ class StaticBearer(requests.auth.AuthBase):
 
 @dataclass
 class Contender:
-    """``auth``: what is attached per request; ``get``: how a user makes a call with it."""
+    """``auth``: what is attached per request; ``get``: how a user makes a call with it;
+    ``warm``: how its token is fetched when ``get`` cannot (the API takes no DPoP token)."""
 
     name: str
     auth: Callable[[requests.PreparedRequest], requests.PreparedRequest]
     get: Callable[[str], requests.Response]
+    warm: Callable[[], None] | None = None
+
+    def fetch_token(self, srv: OAuthTestServer) -> None:
+        """Fetch and cache the token from ``srv``, as the first call does."""
+        if self.warm is not None:
+            self.warm()
+        else:
+            self.get(srv.resource_url).raise_for_status()
 
 
 def _session_get(auth: Any) -> Callable[[str], requests.Response]:
@@ -80,6 +92,14 @@ def make(name: str, server: OAuthTestServer) -> Contender:
     if name == "requests-oauthcc":
         ours = ClientCredentialsAuth(url, CLIENT, SECRET)
         return Contender(name, ours, _session_get(ours))
+    if name in DPOP_NAMES:  # srv answers DPoP requests with DPoP tokens: see server()
+        key = DPoPKey.generate(name.rpartition(" ")[2])
+        dpop = ClientCredentialsAuth(url, CLIENT, SECRET, dpop=key)
+
+        def warm() -> None:  # the token endpoint, as for Bearer; the holder keeps the token
+            assert dpop.fetch_token().dpop, "the server must answer with a DPoP token"
+
+        return Contender(name, dpop, _session_get(dpop), warm)
     if name == "requests-oauth2client":
         from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
 
@@ -133,22 +153,29 @@ def make(name: str, server: OAuthTestServer) -> Contender:
 NAMES = ["no auth", "static header", "requests-oauthcc", "requests-oauth2client",
          "Authlib OAuth2Session", "requests-oauthlib", "requests-auth"]
 PEERS = NAMES[2:]
+DPOP_NAMES = ["requests-oauthcc DPoP ES256", "requests-oauthcc DPoP EdDSA"]
+"""requests-oauthcc with ``dpop=``, a DPoP-bound token held: per-request cost only (the
+local API checks Bearer tokens only, so no throughput or token-request rows)."""
 
 
-def server(lifetime: float = 3600) -> OAuthTestServer:
-    return OAuthTestServer({CLIENT: SECRET}, token_lifetime=lifetime).start()
+def server(lifetime: float = 3600, *, dpop: bool = False) -> OAuthTestServer:
+    """The local server; with ``dpop``, its tokens have token_type DPoP (not checked for
+    proofs: only the client's side of the per-request cost is measured)."""
+    return OAuthTestServer({CLIENT: SECRET}, token_lifetime=lifetime,
+                           token_type="DPoP" if dpop else "Bearer").start()
 
 
 # -- 1. per-request overhead, in process -------------------------------------------------
 
 
-def overhead() -> dict[str, float]:
+def overhead(names: list[str]) -> dict[str, float]:
     """Seconds per attach with a valid cached token (best of repeats)."""
-    srv = server()
+    srv, dpop_srv = server(), server(dpop=True)
     try:
-        contenders = [make(n, srv) for n in NAMES]
-        for c in contenders[1:]:  # "no auth" gets a 401, of course
-            c.get(srv.resource_url).raise_for_status()  # fetch and cache the token
+        contenders = [make(n, dpop_srv if n in DPOP_NAMES else srv) for n in names]
+        for c in contenders:
+            if c.name != "no auth":  # "no auth" gets a 401, of course
+                c.fetch_token(srv)
         prepared = requests.Request("GET", API).prepare()
 
         def once(c: Contender) -> None:
@@ -163,6 +190,7 @@ def overhead() -> dict[str, float]:
         return {name: t / number for name, t in best.items()}
     finally:
         srv.stop()
+        dpop_srv.stop()
 
 
 def math_inf() -> float:
@@ -173,9 +201,12 @@ def math_inf() -> float:
 
 
 def callgrind_worker(name: str, calls: int) -> None:
-    srv = server()
+    srv = server(dpop=name in DPOP_NAMES)
     c = make(name, srv)
-    c.get(srv.resource_url)
+    if c.warm is not None:
+        c.warm()
+    else:
+        c.get(srv.resource_url)
     prepared = requests.Request("GET", API).prepare()
     for _ in range(calls):
         prepared.hooks = {"response": []}
@@ -200,7 +231,7 @@ def instructions(name: str, low: int = 200, high: int = 2200) -> float | None:
             capture_output=True, text=True, check=False,
             env={**os.environ, "PYTHONHASHSEED": "0"})
         match = re.search(r"Collected : (\d+)", result.stderr)
-        if not match:
+        if not match or result.returncode != 0:  # a failed worker counts nothing useful
             return None
         totals.append(int(match.group(1)))
         os.unlink(out)
@@ -315,6 +346,30 @@ def import_seconds(module: str, runs: int = 15) -> float:
 # -- report ------------------------------------------------------------------------------------
 
 
+def per_request(names: list[str], *, callgrind: bool) -> None:
+    """Section 1: time and instructions per attach, as ratios to the static header; the
+    DPoP rows also as ratios to requests-oauthcc's Bearer path."""
+    seconds = overhead(names)
+    static = seconds["static header"]
+    counts = {n: instructions(n) for n in names} if callgrind else {}
+    print("\n1. per-request overhead with a valid cached token (in process)")
+    print(f"| {'contender':<27} | time vs static | instructions/call | vs static |")
+    print(f"|{'-' * 29}|----------------|-------------------|-----------|")
+    for name in names:
+        ir = counts.get(name)
+        static_ir = counts.get("static header")
+        ir_text = f"{ir:>17,.0f}" if ir is not None else f"{'n/a':>17}"
+        ratio = f"{ir / static_ir:>8.2f}x" if ir is not None and static_ir else f"{'n/a':>9}"
+        print(f"| {name:<27} | {seconds[name] / static:>13.2f}x | {ir_text} | {ratio} |")
+    bearer, bearer_ir = seconds["requests-oauthcc"], counts.get("requests-oauthcc")
+    for name in DPOP_NAMES:
+        ir = counts.get(name)
+        ir_text = (f", {ir / bearer_ir:.1f}x in instructions ({ir:,.0f} vs {bearer_ir:,.0f})"
+                   if ir is not None and bearer_ir else "")
+        print(f"   {name}: {seconds[name] / bearer:.1f}x the Bearer path in time "
+              f"({seconds[name] * 1e6:.1f} vs {bearer * 1e6:.2f} us per request){ir_text}")
+
+
 def version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -326,6 +381,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="compare with peer libraries")
     parser.add_argument("--no-callgrind", action="store_true")
     parser.add_argument("--callgrind-worker", nargs=2, metavar=("NAME", "CALLS"))
+    parser.add_argument("--only", choices=["dpop"],
+                        help="dpop: only the per-request cost of DPoP against the Bearer "
+                             "path and the static header (section 1, those rows)")
     args = parser.parse_args()
     if args.callgrind_worker:
         callgrind_worker(args.callgrind_worker[0], int(args.callgrind_worker[1]))
@@ -337,18 +395,10 @@ def main() -> None:
         "requests-oauthcc", "requests-oauth2client", "Authlib", "requests-oauthlib",
         "requests-auth")))
 
-    seconds = overhead()
-    static = seconds["static header"]
-    counts = {n: instructions(n) for n in NAMES} if not args.no_callgrind else {}
-    print("\n1. per-request overhead with a valid cached token (in process)")
-    print(f"| {'contender':<24} | time vs static | instructions/call | vs static |")
-    print(f"|{'-' * 26}|----------------|-------------------|-----------|")
-    for name in NAMES:
-        ir = counts.get(name)
-        static_ir = counts.get("static header")
-        ir_text = f"{ir:>17,.0f}" if ir is not None else f"{'n/a':>17}"
-        ratio = f"{ir / static_ir:>8.2f}x" if ir is not None and static_ir else f"{'n/a':>9}"
-        print(f"| {name:<24} | {seconds[name] / static:>13.2f}x | {ir_text} | {ratio} |")
+    names = ["static header", "requests-oauthcc"] if args.only == "dpop" else NAMES
+    per_request(names + DPOP_NAMES, callgrind=not args.no_callgrind)
+    if args.only == "dpop":
+        return
 
     rates = throughput()
     ratio = rates["requests-oauthcc"] / rates["static header"]

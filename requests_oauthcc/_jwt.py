@@ -75,9 +75,12 @@ def _signing_key_from_der(der: bytes, alg: str, kid: str | None) -> SigningKey:
 
 
 def load_signing_key(
-    private_key: PrivateKeySource, key_id: str | None = None, alg: str | None = None
+    private_key: PrivateKeySource, key_id: str | None = None, alg: str | None = None,
+    *, what: str = "private_key",
 ) -> SigningKey:
-    """Load ``private_key`` and pick (or check) the signing algorithm for its type."""
+    """Load ``private_key`` and pick (or check) the signing algorithm for its type.
+
+    ``what`` names the key in error messages (the option it came from)."""
     jwt = require_pyjwt()
     if isinstance(private_key, Mapping):
         failure = None  # raised outside the except: the loader's frames hold the key
@@ -88,17 +91,17 @@ def load_signing_key(
             failure = type(exc).__name__
         if failure is not None:
             raise ConfigurationError(
-                f"private_key JWK could not be loaded ({failure}); it must be a "
+                f"{what} JWK could not be loaded ({failure}); it must be a "
                 "private RSA, EC or OKP key in JWK form"
             )
         key_id = key_id or private_key.get("kid")
         alg = alg or private_key.get("alg")
     else:
-        key = _load_pem(private_key)
+        key = _load_pem(private_key, what)
     return SigningKey(key=key, alg=_check_alg(key, alg), kid=key_id)
 
 
-def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
+def _load_pem(source: str | bytes | os.PathLike[str], what: str) -> Any:
     from cryptography.hazmat.primitives import serialization
 
     data: bytes
@@ -112,23 +115,23 @@ def _load_pem(source: str | bytes | os.PathLike[str]) -> Any:
             data = SensitiveBytes(path.read_bytes())
         except OSError as exc:
             raise ConfigurationError(
-                f"private_key file {str(path)!r} could not be read: {exc.strerror}"
+                f"{what} file {str(path)!r} could not be read: {exc.strerror}"
             ) from None
     else:
         raise ConfigurationError(
-            "private_key must be a PEM string or bytes, a path, or a JWK dict; "
+            f"{what} must be a PEM string or bytes, a path, or a JWK dict; "
             f"got {type(source).__name__}"
         )
     if data.find(b"PRIVATE KEY") < 0:
         raise ConfigurationError(
-            "private_key is not a PEM private key (a public key or certificate was given?)"
+            f"{what} is not a PEM private key (a public key or certificate was given?)"
         )
     try:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         kind = "encrypted keys are not supported" if "password" in str(exc).lower() else (
             "unreadable PEM")
-    raise ConfigurationError(f"private_key could not be loaded: {kind}")
+    raise ConfigurationError(f"{what} could not be loaded: {kind}")
 
 
 def key_algs(key: Any) -> tuple[str, ...]:

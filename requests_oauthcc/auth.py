@@ -313,8 +313,13 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         Reads ``{prefix}TOKEN_URL`` or ``{prefix}ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET`` or
         ``CLIENT_SECRET_FILE`` (re-read at each token request), ``PRIVATE_KEY_FILE``,
         ``SCOPE``, ``AUDIENCE``, ``RESOURCE`` (space-separated URIs), ``AUTH_METHOD``,
-        ``CLIENT_ID_IN_BODY`` (true/false) and ``REFRESH_ON`` (statuses besides 401,
-        space-separated).
+        ``CLIENT_ID_IN_BODY`` (true/false), ``REFRESH_ON`` (statuses besides 401,
+        space-separated), and for DPoP (RFC 9449) ``DPOP_KEY_FILE``: a PEM private key or
+        a JSON private JWK, read once here with
+        :func:`~requests_oauthcc.config.load_dpop_key` (``dpop=`` is then that key), with
+        ``DPOP_ALG`` choosing among the key's algorithms (e.g. ``PS256`` for an RSA key).
+        A ``dpop=`` option wins: the variables are then not read. Raises
+        :class:`~requests_oauthcc.ConfigurationError` naming the variable at fault.
         """
         from .config import environment_options
 

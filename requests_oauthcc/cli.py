@@ -12,6 +12,7 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -67,6 +68,14 @@ _OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
      {"action": "append", "type": int, "metavar": "STATUS",
       "help": "an API status meaning 'new token, retry once' besides 401, e.g. 403; "
               "repeatable (variable: space-separated)"}),
+    ("--dpop-key", "OAUTH_DPOP_KEY_FILE",
+     {"metavar": "FILE", "help": "DPoP (RFC 9449): bind the tokens to this private key, a "
+                                 "PEM file or a JSON file holding a private JWK; every "
+                                 "request then carries a proof signed with it"}),
+    ("--dpop-alg", "OAUTH_DPOP_ALG",
+     {"metavar": "ALG", "help": "the algorithm of the DPoP proofs, one the key can sign, "
+                                "e.g. PS256 for an RSA key (default: the JWK's alg, else "
+                                "RS256, the EC curve's, or EdDSA)"}),
     ("--cert", None, {"help": "client certificate (PEM) for mTLS"}),
     ("--key", None, {"help": "private key (PEM) of --cert"}),
     ("--ca-bundle", None, {"help": "CA bundle to verify the servers with"}),
@@ -100,9 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     token = commands.add_parser("token", help="fetch a token and print it",
                                 description="Fetch a token and print it (bare, for "
-                                            "curl -H \"Authorization: Bearer $(...)\").")
+                                            "curl -H \"Authorization: Bearer $(...)\"). A "
+                                            "DPoP token (--dpop-key) is sent as "
+                                            "\"Authorization: DPoP\" with a new proof "
+                                            "on each request: use `request` for those.")
     token.add_argument("--json", action="store_true",
-                       help="print the whole token response plus the computed expires_at")
+                       help="print the whole token response (token_type says Bearer or "
+                            "DPoP) plus the computed expires_at")
+    token.add_argument("--verbose", "-v", action="store_true",
+                       help="show the token fetch and the DPoP key's thumbprint on stderr")
     _add_auth_options(token)
     request = commands.add_parser("request", help="make one API call with the auth mounted",
                                   description="Make one call and print the status and body.")
@@ -112,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     request.add_argument("--header", "-H", action="append", default=[],
                          help="extra header 'Name: value'; repeatable")
     request.add_argument("--verbose", "-v", action="store_true",
-                         help="show the token fetch and 401-retry decisions on stderr")
+                         help="show the token fetch, the 401-retry decisions and the DPoP "
+                              "key's thumbprint on stderr")
     _add_auth_options(request)
     commands.add_parser("demo", help="run the main job against an embedded local server")
     return parser
@@ -153,8 +169,26 @@ def _secret_option(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
     return {}
 
 
+def _dpop_option(args: argparse.Namespace) -> dict[str, Any]:
+    """``dpop=`` when a flag names the key or its algorithm (flags win over variables; a
+    variable not overridden still counts). Without the flags, from_env reads the variables."""
+    if not (args.dpop_key or args.dpop_alg):
+        return {}
+    from .config import load_dpop_key
+
+    key_file = args.dpop_key or os.environ.get("OAUTH_DPOP_KEY_FILE", "").strip()
+    if not key_file:
+        raise _UsageError("--dpop-alg needs a key: give --dpop-key FILE (or set "
+                          "OAUTH_DPOP_KEY_FILE)")
+    alg = args.dpop_alg or os.environ.get("OAUTH_DPOP_ALG", "").strip() or None
+    return {"dpop": load_dpop_key(
+        key_file, alg, source="--dpop-key" if args.dpop_key else "OAUTH_DPOP_KEY_FILE",
+        alg_source="--dpop-alg" if args.dpop_alg else "OAUTH_DPOP_ALG")}
+
+
 def _auth_from(args: argparse.Namespace, stdin: TextIO) -> ClientCredentialsAuth:
     options = _secret_option(args, stdin)
+    options.update(_dpop_option(args))
     if args.token_url and args.issuer:
         raise _UsageError("give --token-url or --issuer, not both")
     if args.token_url:
@@ -190,8 +224,13 @@ def _token(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     token = auth.fetch_token()
     if not args.json:
         print(token.access_token, file=out)
+        if token.dpop:  # curl -H "Authorization: Bearer ..." would be refused: say why
+            print(f"{PROG}: note: a DPoP-bound token (token_type DPoP): each request must "
+                  "send it as 'Authorization: DPoP ...' with a new proof signed by the key; "
+                  f"`{PROG} request` does both", file=sys.stderr)
         return EXIT_OK
     document = dict(token.raw)
+    document.setdefault("token_type", token.token_type)
     remaining = token.expires_in(time.monotonic())
     if remaining is not None:
         expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
@@ -202,12 +241,6 @@ def _token(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
 
 def _request(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
-    if args.verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("* %(name)s: %(message)s"))
-        package = logging.getLogger("requests_oauthcc")
-        package.addHandler(handler)
-        package.setLevel(logging.DEBUG)
     headers = {}
     for header in args.header:
         name, sep, value = header.partition(":")
@@ -243,7 +276,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         "token": _token, "request": _request, "demo": _demo,
     }
     package = logging.getLogger("requests_oauthcc")
-    if not package.handlers:  # without -v, retries logged at WARNING stay off stderr
+    if getattr(args, "verbose", False):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("* %(name)s: %(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.DEBUG)
+    elif not package.handlers:  # without -v, retries logged at WARNING stay off stderr
         package.addHandler(logging.NullHandler())
     try:
         return commands[args.command](args, out or sys.stdout, stdin or sys.stdin)

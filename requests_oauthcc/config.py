@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client_auth import SecretFile
 from .discovery import Issuer
 from .errors import ConfigurationError
 from .redaction import Secret
 
-__all__ = ["environment_options"]
+if TYPE_CHECKING:
+    from .dpop import DPoPKey
+
+__all__ = ["environment_options", "load_dpop_key"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 def environment_options(
     prefix: str, environ: Mapping[str, str], overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Constructor arguments from ``{prefix}*`` variables; ``overrides`` win over them."""
-    options = {**_read(prefix, environ), **overrides}
+    options = {**_read(prefix, environ, dpop="dpop" not in overrides), **overrides}
     if "token_url" not in options:
         raise ConfigurationError(f"{prefix}TOKEN_URL or {prefix}ISSUER must be set")
     if "client_id" not in options:
@@ -31,7 +40,7 @@ def environment_options(
     return options
 
 
-def _read(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
+def _read(prefix: str, environ: Mapping[str, str], *, dpop: bool) -> dict[str, Any]:
     def get(name: str) -> str | None:
         value = environ.get(prefix + name, "").strip()
         return value or None
@@ -70,7 +79,86 @@ def _read(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
     if resource:
         options["resource"] = resource.split()
     options.update(_switches(prefix, get))
+    if dpop:  # not when dpop= is given: the key file is then not even read
+        options.update(_dpop(prefix, get))
     return options
+
+
+def _dpop(prefix: str, get: Callable[[str], str | None]) -> dict[str, Any]:
+    """``dpop`` from ``DPOP_KEY_FILE`` and ``DPOP_ALG``, when set."""
+    key_file, alg = get("DPOP_KEY_FILE"), get("DPOP_ALG")
+    if key_file is None:
+        if alg is not None:
+            raise ConfigurationError(
+                f"{prefix}DPOP_ALG is set but {prefix}DPOP_KEY_FILE is not: set the key file")
+        return {}
+    return {"dpop": load_dpop_key(key_file, alg, source=f"{prefix}DPOP_KEY_FILE",
+                                  alg_source=f"{prefix}DPOP_ALG")}
+
+
+def load_dpop_key(
+    path: str, alg: str | None = None, *, source: str = "DPoP key file",
+    alg_source: str = "alg",
+) -> DPoPKey:
+    """The DPoP key in the file at ``path``, loaded with :meth:`DPoPKey.load`.
+
+    The file holds a PEM private key (PKCS #8 or traditional, unencrypted) or a private
+    JWK as JSON (a JWK Set of one key too). ``alg`` picks among the key's algorithms
+    (default: the JWK's ``alg``, else the key's first). ``source`` and ``alg_source`` name
+    where the path and ``alg`` came from (a variable, a flag) in error messages.
+
+    Raises :class:`~requests_oauthcc.ConfigurationError`, one line naming ``source`` and
+    what is wrong, never the key: unreadable, not a regular file, over 64 KiB, a public
+    key, an encrypted PEM, invalid JSON, an algorithm the key cannot sign. Logs the key's
+    algorithm and RFC 7638 thumbprint at INFO (what ``-v`` shows).
+    """
+    from .client_auth import _read_small_file
+    from .dpop import DPoPKey
+
+    where = f"{source} ({path!r})"
+    problem: str | None = None
+    try:
+        data = _read_small_file(Path(path), _MAX_KEY_FILE_BYTES)
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+    if problem is not None:
+        raise ConfigurationError(f"{where} could not be read: {problem}")
+    try:
+        key = DPoPKey.load(_jwk(data, where) if data.lstrip()[:1] == b"{" else data)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    if alg is not None:
+        if alg not in key.algs:
+            raise ConfigurationError(
+                f"{alg_source} {alg!r} does not fit the key of {where}; it can sign: "
+                f"{', '.join(key.algs)}")
+        key = key.with_alg(alg)
+    logger.info("DPoP key from %s: %s, RFC 7638 thumbprint %s", source, key.alg,
+                key.thumbprint)
+    return key
+
+
+def _jwk(data: bytes, where: str) -> dict[str, Any]:
+    """The private JWK in a JSON key file (or the one key of a JWK Set)."""
+    problem: str | None = None
+    try:
+        document = json.loads(data)
+    except json.JSONDecodeError as exc:  # its message holds no content, only a position
+        problem = f"is not valid JSON ({exc.msg} at line {exc.lineno})"
+    except ValueError:
+        problem = "is not UTF-8 JSON"
+    if problem is not None:
+        raise ConfigurationError(f"{where} {problem}")
+    if isinstance(document, dict) and isinstance(document.get("keys"), list) \
+            and len(document["keys"]) == 1:
+        document = document["keys"][0]
+    if not isinstance(document, dict) or "kty" not in document:
+        raise ConfigurationError(
+            f"{where} holds no JWK: give a JSON object with \"kty\" (or a JWK Set of one key)")
+    if "d" not in document and document["kty"] in ("EC", "RSA", "OKP"):
+        raise ConfigurationError(
+            f"{where} holds a public JWK (no \"d\"): the client needs the private key")
+    return document
 
 
 def _switches(prefix: str, get: Callable[[str], str | None]) -> dict[str, Any]:

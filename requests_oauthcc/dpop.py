@@ -123,8 +123,8 @@ class DPoPKey:
         EC, ``EdDSA`` for Ed25519. Raises :class:`~requests_oauthcc.ConfigurationError`
         naming what is wrong (never the key).
         """
-        loaded = load_signing_key(source, None, alg)
-        return cls(loaded.key, loaded.alg)
+        loaded = load_signing_key(source, what="DPoP key")
+        return cls(loaded.key, alg or loaded.alg)
 
     def with_alg(self, alg: str) -> DPoPKey:
         """This key, signing with ``alg`` (one of :attr:`algs`)."""

@@ -105,9 +105,9 @@ class TokenEndpoint:
                 attempt += 1
                 continue
             logger.info(
-                "fetched token for client_id=%s from %s: scope=%s lifetime=%s "
-                "in %.3fs (%d attempt%s)",
-                self.client_id, self.token_url, token.scope,
+                "fetched token for client_id=%s from %s: token_type=%s scope=%s "
+                "lifetime=%s in %.3fs (%d attempt%s)",
+                self.client_id, self.token_url, token.token_type, token.scope,
                 "unknown" if token.lifetime is None else f"{token.lifetime:.0f}s",
                 time.monotonic() - started, attempt, "" if attempt == 1 else "s",
             )

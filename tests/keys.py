@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -58,3 +60,32 @@ def ec_pair(curve: ec.EllipticCurve | None = None) -> KeyPair:
 
 def ed25519_pair() -> KeyPair:
     return _pair(ed25519.Ed25519PrivateKey.generate())
+
+
+_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
+                       "OKP": ("crv", "kty", "x")}
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint of a JWK, computed here from the RFC (not the client's
+    code): the required members, sorted, no whitespace."""
+    members = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    digest = hashlib.sha256(canonical).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def public_thumbprint(pair: KeyPair) -> str:
+    """The RFC 7638 thumbprint of a pair's public key."""
+    family = jwt.algorithms.get_default_algorithms()[pair.family]
+    return jwk_thumbprint(json.loads(family.to_jwk(pair.public)))
+
+
+def verified_proof(proof: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A DPoP proof's header and claims, its signature verified with the key it embeds
+    (RFC 9449 §4.3 checks 5-6; PyJWT, not the client's code)."""
+    header = jwt.get_unverified_header(proof)
+    assert header["typ"] == "dpop+jwt" and "d" not in header["jwk"]
+    key = jwt.PyJWK(header["jwk"], algorithm=header["alg"])
+    claims = jwt.decode(proof, key.key, algorithms=[header["alg"]])
+    return header, claims

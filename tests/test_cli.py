@@ -9,11 +9,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from requests_oauthcc.cli import _OPTIONS
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
+from .keys import ec_pair, ed25519_pair, jwk_thumbprint, public_thumbprint, rsa_pair, verified_proof
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str = "",
@@ -184,3 +186,147 @@ def test_demo_works_behind_a_proxy_set_in_the_environment() -> None:
     result = run("demo", env={"HTTP_PROXY": "http://proxy.invalid:3128"})
     assert result.returncode == 0, result.stderr
     assert "demo finished: all checks passed" in result.stdout
+
+
+# -- DPoP (RFC 9449) ------------------------------------------------------------------------
+
+
+def proof_sent(server: OAuthTestServer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of the DPoP proof of the server's last token request."""
+    headers = {k.lower(): v for k, v in server.token_log[-1].headers.items()}
+    assert "dpop" in headers, "the token request carried no DPoP proof"
+    return verified_proof(headers["dpop"])
+
+
+def test_dpop_key_file_binds_the_token_and_verbose_shows_the_thumbprint(
+    tmp_path: Path,
+) -> None:
+    """`token --dpop-key k.pem`: the token request carries a proof signed by that key; a
+    server answering with a DPoP token has it printed (bare, with a one-line note on
+    stderr), --json shows token_type DPoP, and -v shows the key's RFC 7638 thumbprint,
+    never the key."""
+    pair = ec_pair()
+    pem = tmp_path / "dpop.pem"
+    pem.write_text(pair.private_pem)
+    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, token_type="DPoP") as server:
+        env = base_env(server)
+        bare = run("token", "--dpop-key", str(pem), env=env)
+        assert bare.returncode == 0, bare.stderr
+        assert bare.stdout.strip() == server.access_tokens_issued[-1]
+        assert "DPoP-bound token" in bare.stderr and len(bare.stderr.splitlines()) == 1
+        header, claims = proof_sent(server)
+        assert header["alg"] == "ES256"
+        assert jwk_thumbprint(header["jwk"]) == public_thumbprint(pair)
+        assert claims["htm"] == "POST" and claims["htu"] == server.token_url
+        document = json.loads(run("token", "--json", "--dpop-key", str(pem), env=env).stdout)
+        assert document["token_type"] == "DPoP"
+        verbose = run("token", "-v", "--dpop-key", str(pem), env=env)
+        assert verbose.returncode == 0, verbose.stderr
+        assert f"thumbprint {public_thumbprint(pair)}" in verbose.stderr
+        assert "token_type=DPoP" in verbose.stderr
+        assert_no_key_material(pair.private_pem, verbose.stdout + verbose.stderr)
+
+
+def test_dpop_jwk_file_from_the_environment_with_an_algorithm(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """OAUTH_DPOP_KEY_FILE may hold a private JWK as JSON and OAUTH_DPOP_ALG chooses among
+    the key's algorithms (PS256 for RSA); `request` then works against a server answering
+    with Bearer tokens (RFC 9449 §5: the token is not bound, sent as Bearer)."""
+    pair = rsa_pair()
+    jwk_file = tmp_path / "dpop.jwk"
+    jwk_file.write_text(json.dumps(pair.private_jwk()))
+    env = {**base_env(server), "OAUTH_DPOP_KEY_FILE": str(jwk_file), "OAUTH_DPOP_ALG": "PS256"}
+    result = run("request", "GET", server.resource_url, "-v", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "200 OK"
+    header, _ = proof_sent(server)
+    assert header["alg"] == "PS256"
+    assert jwk_thumbprint(header["jwk"]) == public_thumbprint(pair)
+    assert f"thumbprint {public_thumbprint(pair)}" in result.stderr
+    assert "not bound to the DPoP key" in result.stderr  # the §5 Bearer answer is logged
+    assert_no_key_material(json.dumps(pair.private_jwk()), result.stdout + result.stderr)
+
+
+def test_dpop_flags_win_over_the_variables(server: OAuthTestServer, tmp_path: Path) -> None:
+    """--dpop-key wins over OAUTH_DPOP_KEY_FILE (which is then not even read: a broken one
+    does not matter), and --dpop-alg alone applies to the variable's key."""
+    pair, other = ed25519_pair(), rsa_pair()
+    pem, rsa_pem = tmp_path / "ed.pem", tmp_path / "rsa.pem"
+    pem.write_text(pair.private_pem)
+    rsa_pem.write_text(other.private_pem)
+    env = {**base_env(server), "OAUTH_DPOP_KEY_FILE": str(tmp_path / "missing.pem"),
+           "OAUTH_DPOP_ALG": "RS512"}
+    result = run("token", "--dpop-key", str(pem), "--dpop-alg", "EdDSA", env=env)
+    assert result.returncode == 0, result.stderr
+    header, _ = proof_sent(server)
+    assert header["alg"] == "EdDSA"
+    assert jwk_thumbprint(header["jwk"]) == public_thumbprint(pair)
+    env["OAUTH_DPOP_KEY_FILE"] = str(rsa_pem)
+    result = run("token", "--dpop-alg", "PS384", env=env)
+    assert result.returncode == 0, result.stderr
+    header, _ = proof_sent(server)
+    assert header["alg"] == "PS384"
+    assert jwk_thumbprint(header["jwk"]) == public_thumbprint(other)
+
+
+def assert_no_key_material(private_text: str, output: str) -> None:
+    """No 16-character run of a key file's content (PEM body, JWK members) in ``output``."""
+    material = re.sub(r"-----[A-Z ]+-----|[\s\"{}:,]", "", private_text)
+    for start in range(len(material) - 15):
+        assert material[start:start + 16] not in output, "key material in the output"
+
+
+def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """An encrypted PEM (passwords are not taken), a public key, garbage, a broken or public
+    JWK, several keys, an algorithm the key cannot sign, a missing file, a directory,
+    /dev/zero: exit 2, one stderr line naming the flag or variable, nothing sent to the
+    token endpoint, and no part of the file's content in the output."""
+    from cryptography.hazmat.primitives import serialization
+
+    pair = ec_pair()
+    encrypted = pair.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"wrong-password")).decode()
+    jwk = pair.private_jwk()
+    broken_jwk = {**jwk, "d": "QUJD" + jwk["d"][4:-6]}  # a private key that is not one
+    files = {
+        "encrypted.pem": (encrypted, "encrypted keys are not supported"),
+        "public.pem": (pair.public_pem, "not a PEM private key"),
+        "garbage.pem": ("-----BEGIN PRIVATE KEY-----\nR4rB4g3G4rb4g3xyzzyPLUGHmn0pq\n"
+                        "-----END PRIVATE KEY-----\n", "could not be loaded"),
+        "public.jwk": (json.dumps({k: v for k, v in jwk.items() if k != "d"}),
+                       "public JWK"),
+        "broken.jwk": (json.dumps(broken_jwk), "could not be loaded"),
+        "two.jwks": (json.dumps({"keys": [jwk, jwk]}), "holds no JWK"),
+        "truncated.jwk": (json.dumps(jwk)[:-20], "not valid JSON"),
+    }
+    env = base_env(server)
+    cases: list[tuple[list[str], dict[str, str], str, str]] = []
+    for name, (content, words) in files.items():
+        (tmp_path / name).write_text(content)
+        cases.append((["--dpop-key", str(tmp_path / name)], {}, words, content))
+    pem = tmp_path / "good.pem"
+    pem.write_text(pair.private_pem)
+    cases += [
+        (["--dpop-key", str(pem), "--dpop-alg", "RS256"], {},
+         "--dpop-alg 'RS256' does not fit", pair.private_pem),
+        (["--dpop-key", str(tmp_path / "missing.pem")], {}, "No such file", ""),
+        (["--dpop-key", str(tmp_path)], {}, "not a regular file", ""),
+        (["--dpop-key", "/dev/zero"], {}, "not a regular file", ""),
+        (["--dpop-alg", "ES256"], {}, "--dpop-alg needs a key", ""),
+        ([], {"OAUTH_DPOP_KEY_FILE": str(tmp_path / "public.pem")}, "OAUTH_DPOP_KEY_FILE",
+         pair.public_pem),
+        ([], {"OAUTH_DPOP_ALG": "ES256"}, "OAUTH_DPOP_KEY_FILE is not", ""),
+    ]
+    for flags, extra, words, content in cases:
+        for command in (["token"], ["request", "GET", server.resource_url]):
+            result = run(*command, *flags, env={**env, **extra})
+            assert result.returncode == 2, (flags, result.stderr)
+            [line] = result.stderr.strip().splitlines()
+            assert words in line and "Traceback" not in line, line
+            assert line.startswith("requests-oauthcc: error: ")
+            assert_no_key_material(content, result.stdout + result.stderr)
+    assert server.token_requests == 0

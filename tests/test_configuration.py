@@ -137,3 +137,50 @@ def test_a_secret_file_that_is_not_a_small_regular_file_is_refused_at_once(
         with pytest.raises(ConfigurationError, match=words):
             make_auth(client_secret=SecretFile(path))
         assert time.monotonic() - started < 5
+
+
+# -- DPoP from the environment ---------------------------------------------------------------
+
+
+def test_from_env_reads_the_dpop_key_file_and_algorithm(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """{prefix}DPOP_KEY_FILE (a PEM) binds the auth to that key: the token request carries
+    a proof signed by it; {prefix}DPOP_ALG picks the algorithm (PS256 of an RSA key)."""
+    from .keys import public_thumbprint, rsa_pair, verified_proof
+
+    pair = rsa_pair()
+    pem = tmp_path / "dpop.pem"
+    pem.write_text(pair.private_pem)
+    env = {"APP_TOKEN_URL": server.token_url, "APP_CLIENT_ID": CLIENT_ID,
+           "APP_CLIENT_SECRET": CLIENT_SECRET, "APP_DPOP_KEY_FILE": str(pem),
+           "APP_DPOP_ALG": "PS256"}
+    auth = ClientCredentialsAuth.from_env("APP_", environ=env, retries=0)
+    assert auth._proofs is not None
+    assert auth._proofs.key.thumbprint == public_thumbprint(pair)
+    auth.fetch_token()
+    proof = {k.lower(): v for k, v in server.token_log[-1].headers.items()}["dpop"]
+    header, claims = verified_proof(proof)
+    assert header["alg"] == "PS256" and claims["htu"] == server.token_url
+
+
+def test_from_env_dpop_errors_name_the_variable_and_dpop_option_wins(
+    server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """A DPOP_ALG without a key file, or a key file that is no key, is a ConfigurationError
+    naming the variable (with the prefix); a dpop= option wins and the variables are then
+    not read at all."""
+    from requests_oauthcc import DPoPKey
+
+    base = {"APP_TOKEN_URL": server.token_url, "APP_CLIENT_ID": CLIENT_ID,
+            "APP_CLIENT_SECRET": CLIENT_SECRET}
+    with pytest.raises(ConfigurationError, match="APP_DPOP_ALG is set but APP_DPOP_KEY_FILE"):
+        ClientCredentialsAuth.from_env("APP_", environ={**base, "APP_DPOP_ALG": "ES256"})
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x00\xffnot a key")
+    broken = {**base, "APP_DPOP_KEY_FILE": str(garbage)}
+    with pytest.raises(ConfigurationError, match=r"APP_DPOP_KEY_FILE \(.*garbage'\): DPoP key"):
+        ClientCredentialsAuth.from_env("APP_", environ=broken)
+    key = DPoPKey.generate("EdDSA")
+    auth = ClientCredentialsAuth.from_env("APP_", environ=broken, dpop=key)
+    assert auth._proofs is not None and auth._proofs.key == key
