@@ -187,6 +187,10 @@ def redis_server(start_redis: Callable[[], RedisProcess]) -> RedisProcess:
     return start_redis()
 
 
+FORK_WARNING = "ignore:This process .* is multi-threaded:DeprecationWarning"
+"""A filterwarnings mark for tests forking worker processes while the test server's
+threads run (the workers only use what they build themselves)."""
+
 Spec = tuple[str, str]
 """A shared cache to build in any process: ("file", directory) or ("redis", url)."""
 

@@ -20,10 +20,8 @@ import requests
 from requests_oauthcc import ClientCredentialsAuth, FileTokenCache, RedisTokenCache
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, RedisProcess, Spec
+from .conftest import CLIENT_ID, CLIENT_SECRET, FORK_WARNING, RedisProcess, Spec
 from .workers import hammer, hold_lease_forever, make_cache
-
-FORK_WARNING = "ignore:This process .* is multi-threaded:DeprecationWarning"
 
 
 def run_fleet(

@@ -10,7 +10,13 @@ from typing import Any
 
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth, FileTokenCache, RedisTokenCache, TokenCache
+from requests_oauthcc import (
+    ClientCredentialsAuth,
+    DPoPKey,
+    FileTokenCache,
+    RedisTokenCache,
+    TokenCache,
+)
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
 
@@ -106,3 +112,26 @@ def use_cache(token_url: str, resource_url: str, cache: TokenCache, results: Any
     auth = ClientCredentialsAuth(token_url, CLIENT_ID, CLIENT_SECRET, cache=cache)
     status = requests.get(resource_url, auth=auth, timeout=10).status_code
     results.put((status, auth.token.access_token if auth.token else None, repr(cache)))
+
+
+def use_dpop_key(
+    token_url: str, resource_url: str, spec: tuple[str, str], key_path: str | None,
+    barrier: Any, results: Any, call_api: bool,
+) -> None:
+    """Load the DPoP key in the PEM file ``key_path`` (``None``: generate one), start
+    together with the other processes, then authorize one API request through the shared
+    cache. Reports ``(key_path, thumbprint, Authorization, DPoP proof, status)``: the
+    headers the auth set, and the API's status when ``call_api`` (else ``None``, unsent).
+    """
+    key = DPoPKey.load(key_path) if key_path is not None else DPoPKey.generate()
+    auth = ClientCredentialsAuth(token_url, CLIENT_ID, CLIENT_SECRET, cache=make_cache(spec),
+                                 dpop=key, retries=0)
+    barrier.wait(30)
+    prepared = requests.Request("GET", resource_url, auth=auth).prepare()
+    status = None
+    if call_api:
+        with requests.Session() as session:
+            status = session.send(prepared, timeout=10).status_code
+    proof = prepared.headers.get("DPoP")
+    results.put((key_path, key.thumbprint, str(prepared.headers["Authorization"]),
+                 None if proof is None else str(proof), status))
