@@ -203,11 +203,17 @@ def interop_mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsInter
     jwk["x5c"] = [base64.b64encode(self_signed.public_bytes(serialization.Encoding.DER))
                   .decode()]
     bound = {"tls_client_certificate_bound_access_tokens": True}
+    # The *-dpop clients get tokens bound to a DPoP key instead of their certificate
+    # (oidc-provider binds a token to one of the two): test_dpop_oidc_provider.py.
     config = _config(_keys(), [
         _client("mtls-client", "tls_client_auth", tls_client_auth_subject_dn="CN=test-client",
                 **bound),
         _client("self-signed-client", "self_signed_tls_client_auth", jwks={"keys": [jwk]},
                 **bound),
+        _client("mtls-dpop-client", "tls_client_auth",
+                tls_client_auth_subject_dn="CN=test-client"),
+        _client("self-signed-dpop-client", "self_signed_tls_client_auth",
+                jwks={"keys": [jwk]}),
     ])
     config["tls"] = {"key": pki.server_key, "cert": pki.server_cert,
                      "client_ca": [pki.ca, pki.self_signed_cert]}

@@ -5,6 +5,12 @@
 // The resource (/api/...) validates access tokens for real: JWT access tokens against the
 // provider's JWKS, opaque ones through the provider's introspection endpoint. It answers
 // RFC 6750 401s. /_stats reports how many token requests the provider received.
+//
+// With config.dpop ({"require_nonce": bool, "algs": [...]?}) the provider checks DPoP proofs
+// (RFC 9449) at the token endpoint with nonces of its own, required when require_nonce, and
+// binds the client credentials tokens it issues to the proof's key: a JWT access token
+// carries cnf.jkt, introspection shows it for an opaque one. Those tokens are for the
+// Python resource server of the DPoP tests (dpop_resource.py): /api/ takes Bearer only.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -46,6 +52,15 @@ const mTLS = {
     return property === 'tls_client_auth_subject_dn' && cert && cert.subject === expected;
   },
 };
+// The proof algorithms a DPoP provider accepts (oidc-provider's names, lib/consts/jwa.js):
+// config.dpop.algs, by default these five.
+const DPOP_ALGS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
+const dPoP = config.dpop && {
+  enabled: true,
+  nonceSecret: crypto.randomBytes(32),
+  requireNonce: () => Boolean(config.dpop.require_nonce),
+};
+
 const resources = {
   [config.jwt_resource]: 'jwt',
   [config.opaque_resource]: 'opaque',
@@ -61,11 +76,13 @@ const provider = new Provider(issuer, {
   ],
   enabledJWA: {
     clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'],
+    ...(dPoP ? { dPoPSigningAlgValues: config.dpop.algs || DPOP_ALGS } : {}),
   },
   ttl: { ClientCredentials: config.token_ttl },
   features: {
     devInteractions: { enabled: false },
     ...(tls ? { mTLS } : {}),
+    ...(dPoP ? { dPoP } : {}),
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
