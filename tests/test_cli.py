@@ -231,8 +231,8 @@ def test_dpop_jwk_file_from_the_environment_with_an_algorithm(
     server: OAuthTestServer, tmp_path: Path
 ) -> None:
     """OAUTH_DPOP_KEY_FILE may hold a private JWK as JSON and OAUTH_DPOP_ALG chooses among
-    the key's algorithms (PS256 for RSA); `request` then works against a server answering
-    with Bearer tokens (RFC 9449 §5: the token is not bound, sent as Bearer)."""
+    the key's algorithms (PS256 for RSA); `request` then gets a token bound to that key
+    and calls the API with it and a proof."""
     pair = rsa_pair()
     jwk_file = tmp_path / "dpop.jwk"
     jwk_file.write_text(json.dumps(pair.private_jwk()))
@@ -244,7 +244,8 @@ def test_dpop_jwk_file_from_the_environment_with_an_algorithm(
     assert header["alg"] == "PS256"
     assert jwk_thumbprint(header["jwk"]) == public_thumbprint(pair)
     assert f"thumbprint {public_thumbprint(pair)}" in result.stderr
-    assert "not bound to the DPoP key" in result.stderr  # the §5 Bearer answer is logged
+    assert "token_type=DPoP" in result.stderr
+    assert json.loads(result.stdout.split("\n", 1)[1])["dpop_jkt"] == public_thumbprint(pair)
     assert_no_key_material(json.dumps(pair.private_jwk()), result.stdout + result.stderr)
 
 

@@ -3,9 +3,10 @@ tokens, fleets with different keys never see each other's, no private key is eve
 and a non-DPoP auth never uses a DPoP-bound entry (RFC 9449 §6: such a token is useless,
 or worse, without its private key).
 
-OAuthTestServer does not check DPoP yet: the token requests' raw ``DPoP`` headers are
-verified here (signature, ``htm``, ``htu``, the RFC 7638 thumbprint of the embedded key),
-and its ``token_type`` option makes it answer ``DPoP`` or ``Bearer`` tokens.
+OAuthTestServer binds each token to its proof's key (``IssuedToken.jkt``) and checks
+proofs at the resource; the token requests' raw ``DPoP`` headers are also verified here on
+their own (signature, ``htm``, ``htu``, the RFC 7638 thumbprint of the embedded key). With
+``dpop=False`` it is a server without DPoP support, answering Bearer tokens.
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ def check_groups(reports: list[Report], key_files: dict[str, tuple[str, DPoPKey]
     assert {name: len(t) for name, t in tokens.items()} == {"A": 1, "B": 1}
     by_group = {name: next(iter(t)) for name, t in tokens.items()}
     assert by_group["A"] != by_group["B"]
+    issued = server.issued_tokens()
+    for name, token in by_group.items():  # the server bound each to that group's key
+        assert issued[token].jkt == (key_files[name][1].thumbprint if token_type == "DPoP"
+                                     else None)
     return by_group
 
 
@@ -191,7 +196,7 @@ def test_each_key_group_shares_one_token_and_never_the_other_groups(
     one server, started together: one token request per key, each with a proof of that
     key; A's processes all use A's token with A's proofs, B's B's; the cache holds one
     entry per key. With Bearer answers too: the cache key alone keeps the keys apart."""
-    server.token_type = token_type
+    server.token_type, server.dpop = token_type, token_type == "DPoP"
     path_a, path_b = key_files["A"][0], key_files["B"][0]
     reports = run_processes(server, spec, [path_a, path_b] * 3,
                             call_api=token_type == "Bearer", method=method)
@@ -337,7 +342,7 @@ def test_non_dpop_auth_never_reads_a_dpop_entry(
     before = stored(spec)
     assert set(before) == {dpop_key}
 
-    server.token_type = "Bearer"
+    server.token_type, server.dpop = "Bearer", False
     cache = RecordingCache(make_cache(spec))
     auth = make_auth(server, cache)
     assert requests.get(server.resource_url, auth=auth, timeout=10).status_code == 200
@@ -367,7 +372,7 @@ def test_dpop_entry_planted_under_a_non_dpop_key_is_refused(
     [entry] = [cache.get(k) for k in stored(spec)]
     assert entry is not None
 
-    server.token_type = "Bearer"
+    server.token_type, server.dpop = "Bearer", False
     auth = make_auth(server, cache)
     plain_key = shared_key(auth)
     cache.set(plain_key, entry, 3600)

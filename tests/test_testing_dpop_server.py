@@ -304,3 +304,16 @@ def test_the_bearer_path_imports_no_pyjwt() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT, timeout=60)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_server_without_dpop_ignores_proofs_and_issues_bearer_tokens() -> None:
+    """dpop=False: the proof is ignored, the token is Bearer and unbound, and the metadata
+    lists no DPoP algorithm (a server without DPoP support, RFC 9449 §5)."""
+    with OAuthTestServer(dpop=False) as server:
+        answer = requests.post(server.token_url, data={"grant_type": "client_credentials"},
+                               auth=(server.client_id, server.client_secret),
+                               headers={"DPoP": KEY.proof("POST", server.token_url)})
+        assert answer.status_code == 200 and answer.json()["token_type"] == "Bearer"
+        assert server.issued_tokens()[answer.json()["access_token"]].jkt is None
+        assert "dpop_signing_alg_values_supported" not in server.metadata_document()
+        assert server.dpop_proofs == []

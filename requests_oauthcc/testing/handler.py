@@ -167,6 +167,8 @@ class Handler(BaseHTTPRequestHandler):
     def _token_proof(self) -> CheckedProof | None:
         """The token request's DPoP proof (RFC 9449 §5), checked; ``None`` without one."""
         proofs = self.headers.get_all("DPoP") or []
+        if not self.oauth.dpop:
+            return None  # a server without DPoP support ignores the header
         if not proofs:
             if self.oauth.dpop_required:
                 raise OAuthFailure(400, "invalid_dpop_proof",

@@ -82,7 +82,10 @@ class OAuthTestServer:
     serves metadata for the issuer its Host header and path name, and any other unknown
     path is the protected resource (to stand in for real servers' URL layouts).
 
-    DPoP (RFC 9449; see the module docstring): ``dpop_nonce``: the token endpoint and the
+    DPoP (RFC 9449; see the module docstring): ``dpop``: ``False`` makes a server without
+    DPoP support, which ignores proofs and issues Bearer tokens (RFC 9449 §5 allows a server
+    to issue unbound tokens). A bound token's ``token_type`` is ``DPoP``, or ``token_type``
+    when that is another spelling of it. ``dpop_nonce``: the token endpoint and the
     resource require server nonces in proofs (§8, §9), each its own, rotated every 300 s or
     by :meth:`rotate_dpop_nonces`. ``dpop_required``: token requests without a ``DPoP``
     header get 400 ``invalid_dpop_proof`` (as for a client registered with
@@ -113,6 +116,7 @@ class OAuthTestServer:
         metadata: str | None = "rfc8414",
         metadata_overrides: Mapping[str, Any] | None = None,
         catch_all: bool = False,
+        dpop: bool = True,
         dpop_nonce: bool = False,
         dpop_required: bool = False,
         dpop_algs: Iterable[str] | None = None,
@@ -141,6 +145,7 @@ class OAuthTestServer:
         self.resource_rejections = 0
         self.token_log: list[TokenRequestRecord] = []
         self.access_tokens_issued: list[str] = []
+        self.dpop = dpop
         self.dpop_nonce = dpop_nonce
         self.dpop_required = dpop_required
         self.dpop_algs = tuple(DEFAULT_ALGS if dpop_algs is None else dpop_algs)
@@ -225,8 +230,9 @@ class OAuthTestServer:
             "token_endpoint_auth_signing_alg_values_supported": [
                 "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256",
             ],
-            "dpop_signing_alg_values_supported": list(self.dpop_algs),
         }
+        if self.dpop:
+            document["dpop_signing_alg_values_supported"] = list(self.dpop_algs)
         document.update(self.metadata_overrides)
         return document
 
@@ -343,7 +349,9 @@ class OAuthTestServer:
         with self._lock:
             self._tokens[access_token] = issued
             self.access_tokens_issued.append(access_token)
-        token_type = "DPoP" if jkt is not None else self.token_type  # RFC 9449 §5
+        token_type = self.token_type  # RFC 9449 §5: DPoP for a bound token
+        if jkt is not None and token_type.lower() != "dpop":
+            token_type = "DPoP"
         answer: dict[str, Any] = {"access_token": access_token, "token_type": token_type}
         if lifetime is not None:
             answer["expires_in"] = str(int(lifetime)) if self.expires_in_as_string else lifetime
