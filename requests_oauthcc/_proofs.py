@@ -100,11 +100,15 @@ class Proofs:
         return True
 
     @staticmethod
-    def asks_for_nonce(response: requests.Response) -> bool:
-        """Whether a resource server's answer is RFC 9449 §9's "use a nonce": a 401 whose
-        ``WWW-Authenticate`` says ``use_dpop_nonce``. The token is not refused."""
-        return response.status_code == 401 and "use_dpop_nonce" in challenge_errors(
-            response.headers.get("WWW-Authenticate", ""))
+    def proof_error(response: requests.Response) -> str | None:
+        """What a resource server's 401 says against the proof, not the token (RFC 9449
+        §7.1, §9): ``use_dpop_nonce`` (send it again with the nonce given),
+        ``invalid_dpop_proof`` (a new token, bound to the same key, cannot help), or
+        ``None``."""
+        if response.status_code != 401:
+            return None
+        errors = challenge_errors(response.headers.get("WWW-Authenticate", ""))
+        return next((e for e in ("use_dpop_nonce", "invalid_dpop_proof") if e in errors), None)
 
     @staticmethod
     def gives_nonce(response: requests.Response) -> bool:

@@ -65,8 +65,7 @@ class Resender:
                 dpop.prepare_next_hop(r, r.request, token)
                 return r
         status = r.status_code
-        if not may_retry or (status not in self._refresh_on and not (
-                dpop is not None and dpop.asks_for_nonce(r))):
+        if not may_retry or status not in self._refresh_on:
             return r
         if not self._carries(r.request, token):
             logger.debug("%d from %s to a request without our token: not retried", status,
@@ -83,7 +82,8 @@ class Resender:
     ) -> requests.Response:
         """Send ``r.request`` again, as ``r`` asks: at most once with a new token (a 401,
         or a ``refresh_on`` status) and, with DPoP, at most once with the nonce the
-        resource server gave (RFC 9449 §9), in either order; nothing else.
+        resource server gave (RFC 9449 §9), in either order; nothing else. A 401 refusing
+        the DPoP proof (``invalid_dpop_proof``) costs no token: it is returned, the token kept.
 
         The resend goes through the same connection adapter, so hooks do not fire again
         and it cannot loop. A body that cannot be sent again is not: the response is
@@ -94,8 +94,10 @@ class Resender:
         ours, proofs = self.on_response, self._proofs
         while True:
             status = r.status_code
-            if proofs is not None and token.dpop and proofs.asks_for_nonce(r):
-                if not (nonce_retry and proofs.gives_nonce(r)):  # the token is not refused
+            refused = proofs.proof_error(r) if proofs is not None and token.dpop else None
+            if proofs is not None and refused is not None:  # the proof, not the token
+                if not (refused == "use_dpop_nonce" and nonce_retry and proofs.gives_nonce(r)):
+                    logger.debug("%d from %s: %s; not retried", status, request.url, refused)
                     return r
                 nonce_retry, new_token = False, token
             elif token_retry and status in self._refresh_on and (

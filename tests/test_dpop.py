@@ -456,3 +456,18 @@ def test_only_well_formed_nonces_are_kept(value: str) -> None:
 
 
 _KEY = DPoPKey.generate()
+
+
+def test_a_refused_proof_keeps_the_token(dpop_server: OAuthTestServer, key: DPoPKey) -> None:
+    """401 invalid_dpop_proof refuses the proof, not the token (RFC 9449 §7.1): a new token
+    bound to the same key cannot help, so none is fetched and the 401 is returned."""
+    def refuse_proof(request: RawRequest) -> list[tuple[float, bytes]]:
+        return [(0, raw_response(401, b"{}", {
+            "WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="PS256"'}))]
+
+    auth = auth_for(dpop_server, key)
+    with RawServer(refuse_proof, keep_alive=True) as api:
+        for _ in range(3):
+            assert requests.get(api.url("/data"), auth=auth).status_code == 401
+        assert len(api.requests) == 3
+    assert dpop_server.token_requests == 1
