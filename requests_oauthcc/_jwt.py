@@ -12,7 +12,6 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,7 +24,8 @@ _RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 PrivateKeySource = str | bytes | os.PathLike[str] | Mapping[str, Any]
-"""A PEM string or bytes, a path to a PEM file, or a private JWK as a dict."""
+"""A PEM string or bytes, a private JWK (a dict or its JSON text), or a path to a file
+holding a PEM or a JWK."""
 
 
 def require_pyjwt() -> ModuleType:
@@ -34,7 +34,7 @@ def require_pyjwt() -> ModuleType:
         import jwt
     except ImportError as exc:  # pragma: no cover - exercised in an environment without it
         raise ConfigurationError(
-            "JWT client authentication needs PyJWT and cryptography: "
+            "JWT client authentication and DPoP need PyJWT and cryptography: "
             "pip install 'requests-oauthcc[jwt]'"
         ) from exc
     return jwt
@@ -80,12 +80,18 @@ def load_signing_key(
 ) -> SigningKey:
     """Load ``private_key`` and pick (or check) the signing algorithm for its type.
 
-    ``what`` names the key in error messages (the option it came from)."""
+    ``private_key``: a PEM (text or bytes), a private JWK (a dict, or its JSON text), or a
+    path to a file holding either (a JWK Set of one key too). ``what`` names the key in
+    error messages (the option it came from), which never show the key.
+    """
     jwt = require_pyjwt()
-    if isinstance(private_key, Mapping):
+    material = _key_material(private_key, what)
+    if isinstance(material, Mapping):
+        if "d" not in material and material.get("kty") in ("EC", "RSA", "OKP"):
+            raise ConfigurationError(f"{what} is a public JWK (no \"d\"): give the private key")
         failure = None  # raised outside the except: the loader's frames hold the key
         try:
-            key = jwt.PyJWK(dict(private_key)).key
+            key = jwt.PyJWK(dict(material)).key
         except (jwt.exceptions.PyJWKError, jwt.exceptions.InvalidKeyError, ValueError,
                 TypeError, KeyError) as exc:
             failure = type(exc).__name__
@@ -94,43 +100,77 @@ def load_signing_key(
                 f"{what} JWK could not be loaded ({failure}); it must be a "
                 "private RSA, EC or OKP key in JWK form"
             )
-        key_id = key_id or private_key.get("kid")
-        alg = alg or private_key.get("alg")
+        key_id = key_id or material.get("kid")
+        alg = alg or material.get("alg")
     else:
-        key = _load_pem(private_key, what)
-    return SigningKey(key=key, alg=_check_alg(key, alg), kid=key_id)
+        key = _load_pem(material, what)
+    return SigningKey(key=key, alg=_check_alg(key, alg, what), kid=key_id)
 
 
-def _load_pem(source: str | bytes | os.PathLike[str], what: str) -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    data: bytes
-    if isinstance(source, bytes):
-        data = SensitiveBytes(source)
-    elif isinstance(source, str) and "-----BEGIN" in source:
-        data = SensitiveBytes(source.encode())
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            data = SensitiveBytes(path.read_bytes())
-        except OSError as exc:
-            raise ConfigurationError(
-                f"{what} file {str(path)!r} could not be read: {exc.strerror}"
-            ) from None
-    else:
+def _key_material(source: object, what: str) -> Mapping[str, Any] | bytes:
+    """What ``source`` holds: a JWK (a mapping) or PEM bytes, read from its file if it is
+    a path. Text with a line break, or longer than any path, is never taken for one."""
+    if isinstance(source, Mapping):
+        return source
+    if isinstance(source, str) and ("-----BEGIN" in source or source.lstrip()[:1] == "{"):
+        source = SensitiveBytes(source.encode())
+    elif isinstance(source, str) and ("\n" in source or len(source) > 4096):
         raise ConfigurationError(
-            f"{what} must be a PEM string or bytes, a path, or a JWK dict; "
+            f"{what} is text that is neither a PEM, a JWK in JSON nor a path (not shown)")
+    elif isinstance(source, (str, os.PathLike)):
+        from ._files import read_small_file, shown_path
+
+        problem = None
+        try:
+            source = read_small_file(source)
+        except OSError as exc:
+            problem = f"{what} file {shown_path(source)} could not be read: {exc.strerror}"
+        if problem is not None:
+            raise ConfigurationError(problem)
+    if not isinstance(source, bytes):
+        raise ConfigurationError(
+            f"{what} must be a PEM string or bytes, a JWK (dict or JSON), or a path; "
             f"got {type(source).__name__}"
         )
-    if data.find(b"PRIVATE KEY") < 0:
+    return _jwk_of(source, what) if source.lstrip()[:1] == b"{" else SensitiveBytes(source)
+
+
+def _jwk_of(data: bytes, what: str) -> Mapping[str, Any]:
+    """The JWK in JSON ``data`` (or the one key of a JWK Set)."""
+    import json
+
+    problem: str | None = None
+    try:
+        document = json.loads(data)
+    except json.JSONDecodeError as exc:  # its message holds no content, only a position
+        problem = f"is not valid JSON ({exc.msg} at line {exc.lineno})"
+    except ValueError:
+        problem = "is not UTF-8 JSON"
+    if problem is not None:
+        raise ConfigurationError(f"{what} {problem}")
+    if isinstance(document, dict) and isinstance(document.get("keys"), list) \
+            and len(document["keys"]) == 1:
+        document = document["keys"][0]
+    if not isinstance(document, dict) or "kty" not in document:
         raise ConfigurationError(
-            f"{what} is not a PEM private key (a public key or certificate was given?)"
-        )
+            f"{what} holds no JWK: give a JSON object with \"kty\" (or a JWK Set of one key)")
+    return document
+
+
+def _load_pem(data: bytes, what: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    if data.find(b"PRIVATE KEY") < 0:
+        found = ("is empty" if not data.strip() else
+                 "holds a public key or a certificate, not a private key"
+                 if data.find(b"-----BEGIN") >= 0 else "holds no PEM private key")
+        raise ConfigurationError(f"{what} {found}")
     try:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         kind = "encrypted keys are not supported" if "password" in str(exc).lower() else (
-            "unreadable PEM")
+            "unreadable PEM" + (" (its line breaks are written as \\n: use real ones)"
+                                if data.find(b"\\n") >= 0 else ""))
     raise ConfigurationError(f"{what} could not be loaded: {kind}")
 
 
@@ -140,6 +180,10 @@ def key_algs(key: Any) -> tuple[str, ...]:
     from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
     if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 2048:
+            raise ConfigurationError(
+                f"an RSA key of {key.key_size} bits is too short to sign JWTs: RFC 7518 §3.3 "
+                "asks for 2048 bits or more")
         return _RSA_ALGS
     if isinstance(key, ec.EllipticCurvePrivateKey):
         curve_alg = _EC_ALGS.get(key.curve.name)
@@ -154,13 +198,14 @@ def key_algs(key: Any) -> tuple[str, ...]:
     )
 
 
-def _check_alg(key: Any, alg: str | None) -> str:
+def _check_alg(key: Any, alg: str | None, what: str = "private_key") -> str:
     allowed = key_algs(key)
     if alg is None:
         return allowed[0]
     if alg not in allowed:
+        name = "signing_alg" if what == "private_key" else f"the algorithm of {what}"
         raise ConfigurationError(
-            f"signing_alg {alg!r} does not fit this key; use one of: {', '.join(allowed)}"
+            f"{name} {alg!r} does not fit this key; use one of: {', '.join(allowed)}"
         )
     return alg
 

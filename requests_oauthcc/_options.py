@@ -14,6 +14,7 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from ._files import shown_path
 from ._urls import clear_text_reason, origin, sends_in_clear
 from .client_auth import Cert, SecretFile, SecretSource, check_cert
 from .endpoint import Timeout
@@ -75,8 +76,8 @@ def check_files(
     verify = session.verify
     if isinstance(verify, str) and not os.access(verify, os.R_OK):
         raise ConfigurationError(
-            f"session.verify names {verify!r}, which does not exist or cannot be read; give "
-            "the path of a CA bundle (PEM) or a directory of CA certificates"
+            f"session.verify names {shown_path(verify)}, which does not exist or cannot be "
+            "read; give the path of a CA bundle (PEM) or a directory of CA certificates"
         )
     return check_cert(cert)
 

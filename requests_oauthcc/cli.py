@@ -172,10 +172,12 @@ def _secret_option(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
 def _dpop_option(args: argparse.Namespace) -> dict[str, Any]:
     """``dpop=`` when a flag names the key or its algorithm (flags win over variables; a
     variable not overridden still counts). Without the flags, from_env reads the variables."""
-    if not (args.dpop_key or args.dpop_alg):
+    if args.dpop_key is None and args.dpop_alg is None:
         return {}
     from .config import load_dpop_key
 
+    if args.dpop_key is not None and not args.dpop_key.strip():
+        raise _UsageError("--dpop-key is empty: give the path of a DPoP key file")
     key_file = args.dpop_key or os.environ.get("OAUTH_DPOP_KEY_FILE", "").strip()
     if not key_file:
         raise _UsageError("--dpop-alg needs a key: give --dpop-key FILE (or set "

@@ -9,20 +9,19 @@ Names are those of the IANA "OAuth Token Endpoint Authentication Methods" regist
 from __future__ import annotations
 
 import base64
-import errno
 import logging
 import os
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 from urllib.parse import quote
 
+from ._files import read_small_file, shown_path
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
 from .form import check_text
-from .redaction import Secret, SensitiveBytes, SensitiveText, hidden
+from .redaction import Secret, SensitiveText, hidden
 
 __all__ = [
     "AUTH_METHODS",
@@ -291,7 +290,8 @@ def check_cert(cert: object, name: str = "cert") -> Cert | None:
     for path in paths:
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise ConfigurationError(
-                f"{name} file {path!r} does not exist or cannot be read; give the path of a "
+                f"{name} file {shown_path(path)} does not exist or cannot be read; give the "
+                "path of a "
                 "PEM file"
             )
     return (paths[0], paths[1]) if len(paths) == 2 else paths[0]
@@ -304,32 +304,6 @@ def default_auth_method(credentials: ClientCredentials) -> str:
     if credentials.secret is not None or not credentials.has_cert:
         return "client_secret_basic"
     return "tls_client_auth"
-
-
-_MAX_SECRET_FILE_BYTES = 64 * 1024
-
-
-def _read_small_file(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file at ``path``, at most ``limit`` of them.
-
-    Raises :class:`OSError` (``strerror`` says why) for anything else: a FIFO or a device
-    is refused without blocking on it (``O_NONBLOCK``), a larger file is refused."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        data = os.read(fd, limit + 1)
-        while len(data) <= limit:
-            more = os.read(fd, limit + 1 - len(data))
-            if not more:
-                break
-            data += more
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
-    return SensitiveBytes(data)
 
 
 class SecretFile:
@@ -346,10 +320,10 @@ class SecretFile:
         """The secret now in the file; :class:`ConfigurationError` if it cannot be read, is
         not a regular file (a FIFO would block, ``/dev/zero`` never end), is larger than
         64 KiB, is not UTF-8 text, or is empty."""
-        where = f"client secret file {str(self.path)!r}"
+        where = f"client secret file {shown_path(self.path)}"
         problem: str | None = None
         try:
-            data = _read_small_file(self.path, _MAX_SECRET_FILE_BYTES)
+            data = read_small_file(self.path)
         except OSError as exc:
             problem = exc.strerror or type(exc).__name__
         if problem is not None:
@@ -366,7 +340,7 @@ class SecretFile:
             )
         if not text:
             raise ConfigurationError(
-                f"client secret file {str(self.path)!r} is empty; write the secret in it"
+                f"client secret file {shown_path(self.path)} is empty; write the secret in it"
             )
         return SensitiveText(text)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._files import shown_path
 from .client_auth import SecretFile
 from .discovery import Issuer
 from .errors import ConfigurationError
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["environment_options", "load_dpop_key"]
 
 logger = logging.getLogger(__name__)
-
-_MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 def environment_options(
@@ -63,7 +61,8 @@ def _read(prefix: str, environ: Mapping[str, str], *, dpop: bool) -> dict[str, A
     if secret_file:
         if not Path(secret_file).is_file():
             raise ConfigurationError(
-                f"{prefix}CLIENT_SECRET_FILE names {secret_file!r}, which is not a readable file"
+                f"{prefix}CLIENT_SECRET_FILE names {shown_path(secret_file)}, which is not a "
+                "readable file; it must be the path of a file holding the secret"
             )
         options["client_secret"] = SecretFile(secret_file)
     elif secret:
@@ -108,57 +107,28 @@ def load_dpop_key(
     where the path and ``alg`` came from (a variable, a flag) in error messages.
 
     Raises :class:`~requests_oauthcc.ConfigurationError`, one line naming ``source`` and
-    what is wrong, never the key: unreadable, not a regular file, over 64 KiB, a public
-    key, an encrypted PEM, invalid JSON, an algorithm the key cannot sign. Logs the key's
-    algorithm and RFC 7638 thumbprint at INFO (what ``-v`` shows).
+    what is wrong, never the key (nor a path to no file, which may be the key itself):
+    empty, unreadable, not a regular file, over 64 KiB, a public key, an encrypted PEM,
+    invalid JSON, an algorithm the key cannot sign. Logs the key's algorithm and RFC 7638
+    thumbprint at INFO (what ``-v`` shows).
     """
-    from .client_auth import _read_small_file
     from .dpop import DPoPKey
 
-    where = f"{source} ({path!r})"
-    problem: str | None = None
+    if not path:
+        raise ConfigurationError(f"{source} is empty: give the path of a DPoP key file")
     try:
-        data = _read_small_file(Path(path), _MAX_KEY_FILE_BYTES)
-    except OSError as exc:
-        problem = exc.strerror or type(exc).__name__
-    if problem is not None:
-        raise ConfigurationError(f"{where} could not be read: {problem}")
-    try:
-        key = DPoPKey.load(_jwk(data, where) if data.lstrip()[:1] == b"{" else data)
+        key = DPoPKey.load(Path(path))
     except ConfigurationError as exc:
-        raise ConfigurationError(f"{where}: {exc}") from None
+        raise ConfigurationError(f"{source} ({shown_path(path)}): {exc}") from None
     if alg is not None:
         if alg not in key.algs:
             raise ConfigurationError(
-                f"{alg_source} {alg!r} does not fit the key of {where}; it can sign: "
+                f"{alg_source} {alg!r} does not fit the key of {source}; it can sign: "
                 f"{', '.join(key.algs)}")
         key = key.with_alg(alg)
     logger.info("DPoP key from %s: %s, RFC 7638 thumbprint %s", source, key.alg,
                 key.thumbprint)
     return key
-
-
-def _jwk(data: bytes, where: str) -> dict[str, Any]:
-    """The private JWK in a JSON key file (or the one key of a JWK Set)."""
-    problem: str | None = None
-    try:
-        document = json.loads(data)
-    except json.JSONDecodeError as exc:  # its message holds no content, only a position
-        problem = f"is not valid JSON ({exc.msg} at line {exc.lineno})"
-    except ValueError:
-        problem = "is not UTF-8 JSON"
-    if problem is not None:
-        raise ConfigurationError(f"{where} {problem}")
-    if isinstance(document, dict) and isinstance(document.get("keys"), list) \
-            and len(document["keys"]) == 1:
-        document = document["keys"][0]
-    if not isinstance(document, dict) or "kty" not in document:
-        raise ConfigurationError(
-            f"{where} holds no JWK: give a JSON object with \"kty\" (or a JWK Set of one key)")
-    if "d" not in document and document["kty"] in ("EC", "RSA", "OKP"):
-        raise ConfigurationError(
-            f"{where} holds a public JWK (no \"d\"): the client needs the private key")
-    return document
 
 
 def _switches(prefix: str, get: Callable[[str], str | None]) -> dict[str, Any]:

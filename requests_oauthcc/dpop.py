@@ -116,8 +116,9 @@ class DPoPKey:
 
     @classmethod
     def load(cls, source: PrivateKeySource, alg: str | None = None) -> DPoPKey:
-        """The key in ``source``: a PEM string or bytes, a path to a PEM file, or a private
-        JWK dict (its ``alg`` is used when ``alg`` is not given).
+        """The key in ``source``: a PEM string or bytes, a private JWK (a dict or its JSON
+        text; its ``alg`` is used when ``alg`` is not given), or a path to a file holding
+        either (the same forms as ``private_key=``).
 
         ``alg`` defaults to the key's first algorithm: ``RS256`` for RSA, the curve's for
         EC, ``EdDSA`` for Ed25519. Raises :class:`~requests_oauthcc.ConfigurationError`

@@ -295,7 +295,9 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
     broken_jwk = {**jwk, "d": "QUJD" + jwk["d"][4:-6]}  # a private key that is not one
     files = {
         "encrypted.pem": (encrypted, "encrypted keys are not supported"),
-        "public.pem": (pair.public_pem, "not a PEM private key"),
+        "public.pem": (pair.public_pem, "a public key or a certificate, not a private key"),
+        "empty.pem": ("", "is empty"),
+        "readme.txt": ("just some text, not a key\n", "holds no PEM private key"),
         "garbage.pem": ("-----BEGIN PRIVATE KEY-----\nR4rB4g3G4rb4g3xyzzyPLUGHmn0pq\n"
                         "-----END PRIVATE KEY-----\n", "could not be loaded"),
         "public.jwk": (json.dumps({k: v for k, v in jwk.items() if k != "d"}),
@@ -318,6 +320,11 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
         (["--dpop-key", str(tmp_path)], {}, "not a regular file", ""),
         (["--dpop-key", "/dev/zero"], {}, "not a regular file", ""),
         (["--dpop-alg", "ES256"], {}, "--dpop-alg needs a key", ""),
+        (["--dpop-key", ""], {}, "--dpop-key is empty", ""),
+        (["--dpop-key", pair.private_pem], {}, "a path to no file; not shown",
+         pair.private_pem),
+        ([], {"OAUTH_DPOP_KEY_FILE": json.dumps(jwk)}, "a path to no file; not shown",
+         json.dumps(jwk)),
         ([], {"OAUTH_DPOP_KEY_FILE": str(tmp_path / "public.pem")}, "OAUTH_DPOP_KEY_FILE",
          pair.public_pem),
         ([], {"OAUTH_DPOP_ALG": "ES256"}, "OAUTH_DPOP_KEY_FILE is not", ""),

@@ -28,7 +28,7 @@ def session_with(**attributes: Any) -> requests.Session:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"cert": "/nonexistent/client.pem"}, "cert file '/nonexistent/client.pem' does not"),
+        ({"cert": "/nonexistent/client.pem"}, "cert file (a path to no file; not shown"),
         ({"cert": ("/nonexistent/c.pem", "/nonexistent/k.pem")}, "does not exist"),
         ({"cert": ("a", "b", "c")}, "(certificate, key) pair"),
         ({"cert": 42}, "PEM file path"),
@@ -184,3 +184,13 @@ def test_from_env_dpop_errors_name_the_variable_and_dpop_option_wins(
     key = DPoPKey.generate("EdDSA")
     auth = ClientCredentialsAuth.from_env("APP_", environ=broken, dpop=key)
     assert auth._proofs is not None and auth._proofs.key == key
+
+
+def test_a_secret_given_as_the_secret_file_is_never_quoted() -> None:
+    """OAUTH_CLIENT_SECRET_FILE set to the secret itself: the error does not repeat it."""
+    with pytest.raises(ConfigurationError) as caught:
+        ClientCredentialsAuth.from_env(environ={
+            "OAUTH_TOKEN_URL": "https://auth.example.com/token", "OAUTH_CLIENT_ID": "id",
+            "OAUTH_CLIENT_SECRET_FILE": "s3cr3t-value-0123"})
+    assert "s3cr3t-value-0123" not in str(caught.value)
+    assert "OAUTH_CLIENT_SECRET_FILE" in str(caught.value)

@@ -106,6 +106,41 @@ def test_keys_load_from_pem_path_bytes_and_jwk(tmp_path: Path) -> None:
     assert [k.alg for k in keys] == ["RS256"] * 5 + ["PS256"]
 
 
+def test_keys_load_from_jwk_json_text_and_files(tmp_path: Path) -> None:
+    """A JWK as JSON text (an environment variable's content) or in a file, a JWK Set of
+    one key too: the same key."""
+    pair = ec_pair()
+    jwk_text = json.dumps(pair.private_jwk())
+    (tmp_path / "key.jwk").write_text(jwk_text)
+    (tmp_path / "key.jwks").write_text(json.dumps({"keys": [pair.private_jwk()]}))
+    keys = [DPoPKey.load(jwk_text), DPoPKey.load(tmp_path / "key.jwk"),
+            DPoPKey.load(str(tmp_path / "key.jwks")), DPoPKey.load(pair.private_pem)]
+    assert len({k.thumbprint for k in keys}) == 1
+
+
+@pytest.mark.parametrize("credential", [
+    "a-client-secret", "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg/abc+def",
+    '{"kty": "EC", "crv": "P-256", "d": "MIGH-not-a-key"}',
+], ids=["secret", "base64-body", "broken-jwk-text"])
+def test_a_credential_given_as_a_path_is_never_quoted(credential: str) -> None:
+    """A value given where a path belongs is often the credential itself: a path to no
+    file is not quoted back (an outside review got a private JWK and a secret echoed)."""
+    for load in (DPoPKey.load, lambda value: ClientCredentialsAuth(
+            "https://auth.example.com/token", "id", private_key=value)):
+        with pytest.raises(ConfigurationError) as caught:
+            load(credential)
+        assert credential not in str(caught.value)
+        assert "MIGH" not in str(caught.value)
+
+
+def test_short_rsa_keys_are_refused() -> None:
+    """RFC 7518 §3.3: RS256 and PS256 keys have 2048 bits or more."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    with pytest.raises(ConfigurationError, match="1024 bits is too short"):
+        DPoPKey(rsa.generate_private_key(public_exponent=65537, key_size=1024), "RS256")
+
+
 @pytest.mark.parametrize("make", [
     lambda: DPoPKey.load(ec_pair().public_pem),
     lambda: DPoPKey.load(ec_pair().private_pem, "RS256"),

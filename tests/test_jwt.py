@@ -167,10 +167,11 @@ def test_server_accepts_a_jwk_registered_key(ec_key: KeyPair) -> None:
     [
         ({"private_key": "/nonexistent/key.pem"}, "could not be read"),
         ({"private_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"},
-         "not a PEM private key"),
+         "a public key or a certificate, not a private key"),
         ({"private_key": "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----"},
          "could not be loaded"),
-        ({"private_key": {"kty": "RSA", "n": "x"}}, "JWK could not be loaded"),
+        ({"private_key": {"kty": "RSA", "n": "x"}}, "public JWK"),
+        ({"private_key": {"kty": "RSA", "n": "x", "d": "y"}}, "JWK could not be loaded"),
         ({"private_key": 42}, "PEM string or bytes"),
         ({"signing_alg": "ES256"}, "does not fit this key"),
         ({"signing_alg": "HS256"}, "does not fit this key"),
