@@ -39,14 +39,25 @@ must name exactly the URL and method requests will send."""
 
 
 def _origin(url: str) -> str:
-    """``scheme://authority`` of a URL as requests prepares it (lower-case scheme and host)."""
-    end = url.find("/", url.find("//") + 2)
-    return url if end < 0 else url[:end]
+    """``scheme://host[:port]`` of a URL as requests prepares it, lower-cased, without user
+    info: cheap enough for every request."""
+    start = url.find("//") + 2
+    end = url.find("/", start)
+    origin = url if end < 0 else url[:end]
+    at = origin.rfind("@", start)
+    if at >= 0:
+        origin = origin[:start] + origin[at + 1:]
+    return origin.lower()
 
 
 def _nonce_key(url: str, token_endpoint: bool) -> str:
-    """Where the nonce of ``url``'s origin is kept: apart for its token endpoint."""
-    return ("token endpoint " if token_endpoint else "") + _origin(url)
+    """Where the nonce of ``url``'s origin is kept: apart for its token endpoint, whose URL
+    (as configured, or as requests prepared it) is normalized in full (default port)."""
+    if token_endpoint:
+        from ._urls import origin
+
+        return "token endpoint " + origin(url)
+    return _origin(url)
 
 
 class Proofs:
@@ -168,7 +179,8 @@ class Proofs:
 
 
 def _hop_url(target: str, response: requests.Response) -> str:
-    """The URL requests' ``resolve_redirects`` sends the next hop to (its query and
+    """The URL requests' ``resolve_redirects`` sends the next hop to, built by its very
+    steps (a ``////host`` Location must name the host requests will reach; the query and
     fragment do not matter: a proof's ``htu`` has neither)."""
     from urllib.parse import urljoin, urlparse
 
@@ -176,7 +188,8 @@ def _hop_url(target: str, response: requests.Response) -> str:
 
     if target.startswith("//"):
         target = f"{urlparse(response.url).scheme}:{target}"
-    if not urlparse(target).netloc:
-        return urljoin(response.url, requote_uri(target))
-    return requote_uri(target)
-
+    parsed = urlparse(target)
+    url = parsed.geturl()
+    if not parsed.netloc:
+        return urljoin(response.url, requote_uri(url))
+    return requote_uri(url)

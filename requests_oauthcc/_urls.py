@@ -23,6 +23,7 @@ __all__ = [
     "proxy_environment",
     "proxy_for",
     "sends_in_clear",
+    "target_uri",
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -103,6 +104,17 @@ def proxy_environment() -> tuple[object, ...]:
     """
     environ = os.environ
     return (len(environ), *map(environ.get, _PROXY_VARIABLES))
+
+
+def target_uri(url: str) -> str:
+    """``url`` without query, fragment and user info: the target URI (RFC 9110 §7.1) as a
+    DPoP proof's ``htu`` names it (RFC 9449 §4.2), and as logs show a request (a query
+    or user info may hold credentials). Plain string work: it runs for every proof."""
+    url = url.partition("#")[0].partition("?")[0]
+    start = url.find("//") + 2
+    end = url.find("/", start)
+    at = url.rfind("@", start, len(url) if end < 0 else end)
+    return url if at < 0 else url[:start] + url[at + 1:]
 
 
 def origin(url: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._jwt import PrivateKeySource, key_algs, load_signing_key, require_pyjwt
+from ._urls import target_uri
 from .errors import ConfigurationError
 from .redaction import SensitiveBytes, SensitiveText
 
@@ -141,14 +142,15 @@ class DPoPKey:
     ) -> SensitiveText:
         """A fresh proof for one request (RFC 9449 §4.2).
 
-        Claims: a unique ``jti``, ``htm`` = ``method``, ``htu`` = ``url`` without its query
-        and fragment, ``iat`` (seconds, wall clock), and when given ``ath`` (the hash of
-        ``access_token``, for a resource request) and ``nonce`` (the server's latest).
+        Claims: a unique ``jti``, ``htm`` = ``method``, ``htu`` = ``url`` without its query,
+        fragment and user info (RFC 9110 §7.1), ``iat`` (seconds, wall clock), and when
+        given ``ath`` (the hash of ``access_token``, for a resource request) and ``nonce``
+        (the server's latest).
         """
         claims: dict[str, Any] = {
             "jti": secrets.token_urlsafe(16),
             "htm": method,
-            "htu": url.partition("#")[0].partition("?")[0],
+            "htu": target_uri(url),
             "iat": int(time.time()),
         }
         if access_token is not None:

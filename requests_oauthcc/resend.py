@@ -19,6 +19,7 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 
 from ._replay import discard_body, rewind
+from ._urls import target_uri
 from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
 from .token import Token
 
@@ -58,18 +59,22 @@ class Resender:
         """
         if token is None:
             return r
-        dpop = self._proofs if token.dpop else None
-        if dpop is not None:
-            dpop.learn(r)
-            if r.is_redirect and self._carries(r.request, token):
-                dpop.prepare_next_hop(r, r.request, token)
+        proofs = self._proofs
+        if proofs is not None:
+            if token.dpop:
+                proofs.learn(r)
+            if r.is_redirect:  # requests copies r.request for the next hop, with its headers
+                if token.dpop and self._carries(r.request, token):
+                    proofs.prepare_next_hop(r, r.request, token)
+                else:  # no proof where our DPoP token does not go
+                    r.request.headers.pop("DPoP", None)
                 return r
         status = r.status_code
         if not may_retry or status not in self._refresh_on:
             return r
         if not self._carries(r.request, token):
             logger.debug("%d from %s to a request without our token: not retried", status,
-                         r.request.url)
+                         target_uri(r.request.url or ""))
             return r
         return self._retry(token, r, kwargs)
 
@@ -90,6 +95,7 @@ class Resender:
         returned (after a 401, the next call gets a new token).
         """
         request = r.request  # what requests sent, and what its redirects copy
+        where = target_uri(request.url or "")  # for logs: no query, no user info
         nonce_retry, token_retry = token.dpop, True
         ours, proofs = self.on_response, self._proofs
         while True:
@@ -97,7 +103,7 @@ class Resender:
             refused = proofs.proof_error(r) if proofs is not None and token.dpop else None
             if proofs is not None and refused is not None:  # the proof, not the token
                 if not (refused == "use_dpop_nonce" and nonce_retry and proofs.gives_nonce(r)):
-                    logger.debug("%d from %s: %s; not retried", status, request.url, refused)
+                    logger.debug("%d from %s: %s; not retried", status, where, refused)
                     return r
                 nonce_retry, new_token = False, token
             elif token_retry and status in self._refresh_on and (
@@ -109,13 +115,13 @@ class Resender:
                 new_token = self._holder.get(rejected=token)
                 if new_token.authorization == token.authorization:
                     logger.debug("%d from %s: the token endpoint gave the rejected token "
-                                 "again; %d returned", status, request.url, status)
+                                 "again; %d returned", status, where, status)
                     return r
             else:
                 return r
             if getattr(r, "connection", None) is None or not rewind(request):
                 logger.debug("%d from %s: body cannot be sent again; %d returned", status,
-                             request.url, status)
+                             where, status)
                 return r
             # Redirects that answer the retry are followed by requests with a copy of this
             # request and its hooks: they must not retry again, even if the server gave the
@@ -123,7 +129,7 @@ class Resender:
             request.hooks["response"] = [
                 partial(ours, new_token, False) if getattr(hook, "func", None) == ours
                 else hook for hook in request.hooks["response"]]
-            logger.debug("%d from %s: retrying once with %s", status, request.url,
+            logger.debug("%d from %s: retrying once with %s", status, where,
                          "the DPoP nonce it gave" if new_token is token else "a new token")
             r = self._resend(r, request, new_token, kwargs)
             token = new_token
@@ -132,12 +138,12 @@ class Resender:
         """After a rejection whose request cannot be sent again: a new token for the next
         call (bounded like any other rejection), errors logged, not raised."""
         logger.debug("%d from %s: body cannot be sent again; token replaced, %d returned",
-                     r.status_code, r.request.url, r.status_code)
+                     r.status_code, target_uri(r.request.url or ""), r.status_code)
         try:
             self._holder.get(rejected=token)
         except requests.RequestException as exc:
             logger.debug("no new token after the %d from %s: %s", r.status_code,
-                         r.request.url, type(exc).__name__)
+                         target_uri(r.request.url or ""), type(exc).__name__)
 
     def _resend(
         self, r: requests.Response, request: requests.PreparedRequest, token: Token,
@@ -153,6 +159,9 @@ class Resender:
         if token.dpop and self._proofs is not None:
             prep.headers["DPoP"] = self._proofs.for_request(prep.method or "GET",
                                                             prep.url or "", token)
+        else:  # a Bearer token (RFC 9449 §5) goes without the rejected token's proof
+            prep.headers.pop("DPoP", None)
+            request.headers.pop("DPoP", None)
         # A redirect answering the retry is followed by requests with a copy of the
         # original request: it must carry the new token, not the rejected one.
         request.headers["Authorization"] = token.authorization
@@ -178,12 +187,12 @@ class Resender:
 
         if "insufficient_scope" in challenge_errors(r.headers.get("WWW-Authenticate", "")):
             logger.debug("%d from %s: insufficient_scope, not retried", r.status_code,
-                         r.request.url)
+                         target_uri(r.request.url or ""))
             return False
         received = self._holder.received_at(token)
         age = math.inf if received is None else self._clock() - received
         if age < MIN_REFRESH_INTERVAL:
             logger.debug("%d from %s to a token received %.1fs ago: not retried",
-                         r.status_code, r.request.url, age)
+                         r.status_code, target_uri(r.request.url or ""), age)
             return False
         return True

@@ -175,10 +175,10 @@ def parse_token_response(
     except UnusableToken as exc:
         raise malformed(str(exc)) from None
     if dpop and notice is not None and token_type.lower() != "dpop":
-        notice(
-            f"the token endpoint {token_url} answered a DPoP token request with a "
-            f"{token_type!r} token: it is not bound to the DPoP key (RFC 9449 §5 allows "
-            "that) and is sent as a Bearer token, without proofs"
+        notice(  # one message whatever the spelling: logged once per auth object
+            f"the token endpoint {token_url} answered a DPoP token request with a Bearer "
+            "token: it is not bound to the DPoP key (RFC 9449 §5 allows that) and is sent "
+            "as a Bearer token, without proofs"
         )
     lifetime = _lifetime(payload.get("expires_in"), malformed)
     if lifetime == 0:

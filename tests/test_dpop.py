@@ -506,3 +506,74 @@ def test_a_refused_proof_keeps_the_token(dpop_server: OAuthTestServer, key: DPoP
             assert requests.get(api.url("/data"), auth=auth).status_code == 401
         assert len(api.requests) == 3
     assert dpop_server.token_requests == 1
+
+
+@pytest.mark.parametrize("form", ["////{host}/steal", "//{host}/steal"])
+def test_a_location_naming_another_host_oddly_gets_no_proof(
+    dpop_server: OAuthTestServer, key: DPoPKey, form: str
+) -> None:
+    """The hop's URL is built by requests' own steps: a ``////host`` Location reaches that
+    host, without the token, and so without a proof (an outside review got one sent)."""
+    with RawServer(lambda request: [(0, raw_response(200, b"{}"))],
+                   host="127.0.0.2") as other:
+        host = other.url("").split("//")[1].rstrip("/")
+        target = form.format(host=host)
+        answer = requests.get(dpop_server.url("/redirect"), params={"to": target},
+                              auth=auth_for(dpop_server, key))
+    assert answer.status_code == 200 and other.requests, answer.url
+    for request in other.requests:
+        assert "authorization" not in request.headers and "dpop" not in request.headers
+
+
+def test_a_bearer_replacement_goes_without_the_old_proof(key: DPoPKey) -> None:
+    """A DPoP token refused, the endpoint now issues Bearer (RFC 9449 §5): the retry carries
+    no proof, and neither does a redirect answering it (an outside review saw the rejected
+    token's proof replayed with the Bearer token, and sent on to another host)."""
+    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}) as server, RawServer(
+            lambda request: [(0, raw_response(200, b"{}"))], host="127.0.0.2") as other:
+        auth = auth_for(server, key)
+        assert requests.get(server.resource_url, auth=auth).status_code == 200
+        server.revoke_all()
+        server.dpop = False  # from now on: unbound Bearer tokens
+        answer = requests.get(server.url("/resource/away"), auth=auth)
+        assert answer.status_code == 200 and auth.token is not None
+        assert auth.token.token_type == "Bearer"
+        assert "DPoP" not in answer.request.headers
+        server.revoke_all()
+        hop = requests.get(server.url("/redirect"), params={"to": other.url("/x")},
+                           auth=auth)
+        assert hop.status_code == 200
+    assert all("dpop" not in r.headers for r in other.requests)
+
+
+def test_user_info_in_the_url_stays_out_of_the_proof(dpop_server: OAuthTestServer,
+                                                     key: DPoPKey) -> None:
+    """htu is the target URI, which has no user info (RFC 9110 §7.1): a password in the
+    URL is not signed into a proof the server may log."""
+    url = dpop_server.resource_url.replace("http://", "http://alice:hunter2@")
+    assert requests.get(url, auth=auth_for(dpop_server, key)).status_code == 200
+    (proof,) = proofs_at(dpop_server, "resource")
+    assert proof.htu == dpop_server.resource_url and "hunter2" not in proof.htu
+
+
+def test_an_upper_case_token_url_still_finds_its_nonce(key: DPoPKey) -> None:
+    """The token endpoint's nonce is kept under its normalized origin: a token URL written
+    in upper case works with a server that requires nonces."""
+    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, dpop_nonce=True) as server:
+        loud = server.token_url.replace("http://127.0.0.1", "HTTP://127.0.0.1")
+        auth = ClientCredentialsAuth(loud, CLIENT_ID, CLIENT_SECRET, dpop=key, retries=0)
+        auth.fetch_token()
+        auth.fetch_token()
+        assert server.token_requests == 3
+
+
+def test_logs_show_requests_without_user_info_or_query(
+    dpop_server: OAuthTestServer, key: DPoPKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The retry's log lines name the request by its target URI: a password in the URL or
+    a key in its query is not logged."""
+    url = dpop_server.url("/unauthorized").replace("http://", "http://alice:hunter2@")
+    with caplog.at_level(logging.DEBUG, "requests_oauthcc"):
+        requests.get(url, params={"api_key": "k-123"}, auth=auth_for(dpop_server, key))
+    assert "retrying once with a new token" in caplog.text
+    assert "hunter2" not in caplog.text and "k-123" not in caplog.text
