@@ -5,7 +5,7 @@ Every key's files are examined and removed while holding that key's write lock (
 ``.lock`` file, taken without waiting): no write of that key's token can run meanwhile,
 so what is removed is what was examined. A lock or lease file is removed only while this
 sweep holds its ``flock``; a process that opened it before takes the ``flock`` afterwards
-on the removed file, sees so (:func:`~requests_oauthcc._files.is_linked`) and opens the
+on the removed file, sees so (:func:`~requests_oauthcc._file_locks.is_linked`) and opens the
 new one. Only names a cache makes (``oauthcc-<40 hex>.json`` / ``.lock`` / ``.lease``,
 ``.oauthcc-<40 hex>.<16 hex>.tmp``) are considered, only regular files of this user are
 opened (checked before opening, so a FIFO or device is never opened, and again after), no
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Final
 
-from ._files import HeldLock, Refused, file_problem, lock_if_free, open_own, read_at_most
+from ._file_locks import HeldLock, Refused, file_problem, lock_if_free, open_own, read_at_most
 from .cache import MAX_ENTRY_BYTES
 from .cache_key import KEY_PATTERN
 

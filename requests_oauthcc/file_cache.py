@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from ._files import (
+from ._file_locks import (
     CLOEXEC,
     DIRECTORY,
     NOFOLLOW,

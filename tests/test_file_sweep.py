@@ -26,7 +26,7 @@ import pytest
 
 from requests_oauthcc import FileTokenCache
 from requests_oauthcc import _file_sweep as file_sweep
-from requests_oauthcc._files import HeldLock, fcntl_module, is_linked, open_own
+from requests_oauthcc._file_locks import HeldLock, fcntl_module, is_linked, open_own
 from requests_oauthcc.cache import CacheEntry, CacheError
 from requests_oauthcc.cache_key import KEY_PATTERN
 from requests_oauthcc.testing import OAuthTestServer
