@@ -20,6 +20,7 @@ from .redaction import Secret, reveal
 
 __all__ = [
     "KEY_ITERATIONS",
+    "KEY_PATTERN",
     "CacheKey",
     "CredentialFingerprint",
     "cache_key",
@@ -29,6 +30,10 @@ __all__ = [
 
 KEY_ITERATIONS: Final = 150_000
 """PBKDF2-HMAC-SHA256 iterations naming a client secret in a cache key (~40 ms, once)."""
+
+KEY_PATTERN: Final = r"oauthcc-[0-9a-f]{40}"
+"""What every key :func:`cache_key` makes matches in full (a regular expression): a
+:class:`~requests_oauthcc.file_cache.FileTokenCache` sweep removes files of such keys only."""
 
 _KEY_SALT_LABEL: Final = b"requests-oauthcc cache key v1"
 

@@ -3,111 +3,36 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import math
 import os
 import secrets
 import stat
-import threading
 import time
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
+from ._file_locks import (
+    CLOEXEC,
+    DIRECTORY,
+    NOFOLLOW,
+    Refused,
+    fcntl_module,
+    lock_if_free,
+    open_own,
+    read_at_most,
+)
 from .cache import MAX_ENTRY_BYTES, CacheEntry, CacheError, Lease, _restore, check_lease_ttl
 from .errors import ConfigurationError
 
-__all__ = ["FileTokenCache"]
+__all__ = ["SWEEP_INTERVAL", "FileTokenCache"]
 
 logger = logging.getLogger(__name__)
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_SYMLINK_ERRNOS = (errno.ELOOP, errno.EMLINK)  # what O_NOFOLLOW gives on Linux / BSDs
-
-
-def _fcntl() -> ModuleType:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        raise ConfigurationError(
-            "FileTokenCache needs POSIX file locks (fcntl); use RedisTokenCache here"
-        ) from None
-    return fcntl
-
-
-class _HeldLock:
-    """An open lease or lock file of this process, to be ``flock``-ed.
-
-    ``flock`` belongs to the open file description, which a forked child shares: were the
-    child to keep its copy, the lock would outlive this process for as long as the child
-    lives. Every held lock is therefore registered, and a forked child closes its copies
-    (without unlocking: that would free the parent's lock) before running anything else.
-    """
-
-    def __init__(self, fd: int, fcntl: ModuleType) -> None:
-        self._fd: int | None = fd
-        self._fcntl = fcntl
-        with _HELD_GUARD:
-            _HELD.add(self)
-
-    def try_lock(self) -> bool:
-        """Take the lock if free (``flock`` exclusive, non-blocking); raises ``OSError``."""
-        fd = self._fd
-        if fd is None:
-            raise OSError(errno.EBADF, "the lock file was closed")
-        try:
-            self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def release(self) -> None:
-        """Unlock and close (a no-op the second time, or in a forked child)."""
-        with _HELD_GUARD:
-            fd, self._fd = self._fd, None
-            _HELD.discard(self)
-        if fd is not None:
-            try:
-                self._fcntl.flock(fd, self._fcntl.LOCK_UN)  # frees it even if a copy leaked
-            finally:
-                os.close(fd)
-
-    def _forget_in_child(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-_HELD: weakref.WeakSet[_HeldLock] = weakref.WeakSet()
-_HELD_GUARD = threading.Lock()
-
-
-def _before_fork() -> None:
-    _HELD_GUARD.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _HELD_GUARD.release()
-
-
-def _after_fork_in_child() -> None:
-    for held in list(_HELD):
-        held._forget_in_child()
-    _HELD.clear()
-    _HELD_GUARD.release()  # taken by the forking thread, which is the child's only one
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
+SWEEP_INTERVAL: Final = 300.0
+"""Default seconds between two sweeps of one :class:`FileTokenCache` object."""
 
 
 class FileTokenCache:
@@ -130,13 +55,44 @@ class FileTokenCache:
     its holder dies, so a killed fetcher is replaced at once; a forked child closes the
     copies it inherited, so a lease never outlives the process that took it.
 
-    Pickles as its directory and ``lease_ttl``.
+    ``sweep_interval``: seconds (default 300) between two sweeps by this object, ``None``
+    for none. A sweep runs in :meth:`set` (after the token is written, so once per token
+    lifetime at most), the first time and then when ``sweep_interval`` has passed, never
+    in :meth:`get`; :meth:`sweep` runs one now. It removes what no process will read again:
+
+    - a token file whose ``expires_at`` passed more than ``lease_ttl`` seconds ago
+      (:meth:`get` already treats it as a miss), with its lock and lease files;
+    - lock and lease files without a token file;
+    - temporary files of a crashed writer, 5 minutes old;
+
+    always while holding the key's write lock, taken without waiting; a key whose lock or
+    lease is held (a token being written or fetched) is left alone. Only names a cache key
+    of :func:`~requests_oauthcc.cache_key.cache_key` makes are considered
+    (``oauthcc-<40 hex>.json``, ``.lock``, ``.lease``, ``.oauthcc-<40 hex>.<16 hex>.tmp``),
+    only regular files of this user (checked before and after opening, no link followed);
+    a key with anything else at its token, lock or lease name, a token file without expiry
+    (``ttl=math.inf``) or an unreadable one is left alone, and so is a directory failing
+    the checks above. A process that opened a lock or lease file a sweep then removed sees
+    so after taking its ``flock`` and opens the new one: one holder at a time still. Each
+    sweep is bounded (the first 16384 names in directory order read, at most 64 keys
+    examined, picked at random, no key begun after 0.25 s; a backlog goes over successive
+    sweeps); a failed sweep is logged at WARNING, never fails :meth:`set`.
+
+    Pickles as its directory, ``lease_ttl`` and ``sweep_interval``.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, lease_ttl: float = 30.0) -> None:
-        self._fcntl = _fcntl()
+    def __init__(self, directory: str | os.PathLike[str], *, lease_ttl: float = 30.0,
+                 sweep_interval: float | None = SWEEP_INTERVAL) -> None:
+        self._fcntl = fcntl_module()
         self.directory = Path(directory)
         self.lease_ttl = check_lease_ttl(lease_ttl)
+        if sweep_interval is not None and (
+                isinstance(sweep_interval, bool) or not isinstance(sweep_interval, (int, float))
+                or not math.isfinite(sweep_interval) or sweep_interval < 0):
+            raise ConfigurationError("sweep_interval must be None or a number of seconds >= 0; "
+                                     f"got {sweep_interval!r}")
+        self.sweep_interval = None if sweep_interval is None else float(sweep_interval)
+        self._next_sweep = 0.0  # time.monotonic(): the first set() sweeps
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
@@ -166,7 +122,7 @@ class FileTokenCache:
         with self._opened_directory() as directory, self._locked(directory, key):
             temp = f".{key}.{secrets.token_hex(8)}.tmp"
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC,
                              0o600, dir_fd=directory)
             except OSError as exc:
                 raise CacheError(f"cannot create a file in {self._where()}: "
@@ -185,6 +141,7 @@ class FileTokenCache:
                     os.unlink(temp, dir_fd=directory)
                 raise CacheError(f"cannot write the token file in {self._where()}: "
                                  f"{exc.strerror}") from None
+        self._sweep_if_due(key)
 
     def delete(self, key: str, fingerprint: str) -> None:
         with self._opened_directory() as directory, self._locked(directory, key):
@@ -199,17 +156,54 @@ class FileTokenCache:
                                      f"{exc.strerror}") from None
 
     def lease(self, key: str) -> Lease | None:
+        name = f"{key}.lease"
         with self._opened_directory() as directory:
-            held = _HeldLock(self._open_lock_file(directory, f"{key}.lease"), self._fcntl)
+            try:
+                return lock_if_free(directory, name, self._fcntl)
+            except Refused as exc:
+                raise CacheError(f"cannot use {name} in {self._where()}: it {exc}") from None
+            except OSError as exc:
+                raise CacheError(f"cannot lock a lease file in {self._where()}: "
+                                 f"{exc.strerror}") from None
+
+    # -- the sweep ------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove what no process will read again (see the class docstring); the number
+        of files removed. Bounded (at most 16384 names read, 64 keys examined, 0.25 s).
+
+        Raises :class:`~requests_oauthcc.cache.CacheError` if the directory fails its
+        checks or cannot be listed; a key whose files cannot be examined is left alone.
+        """
+        return self._sweep(keep=None)
+
+    def _sweep(self, keep: str | None) -> int:
+        from ._file_sweep import sweep
+
+        with self._opened_directory() as directory:
+            try:
+                swept = sweep(directory, self._fcntl, grace=self.lease_ttl, keep=keep)
+            except OSError as exc:
+                raise CacheError(f"cannot sweep {self._where()}: {exc.strerror}") from None
+        logger.debug("swept %s: %d names, %d keys examined (%d in use or kept), %d files "
+                     "removed", self._where(), swept.listed, swept.examined, swept.skipped,
+                     swept.removed)
+        return swept.removed
+
+    def _sweep_if_due(self, key: str) -> None:
+        """Sweep if ``sweep_interval`` has passed since this object last did; never raise.
+
+        Two threads may both find it due: sweeps are safe to run concurrently.
+        """
+        now = time.monotonic()
+        if self.sweep_interval is None or now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_interval
         try:
-            if held.try_lock():
-                return held
-        except OSError as exc:
-            held.release()
-            raise CacheError(f"cannot lock a lease file in {self._where()}: "
-                             f"{exc.strerror}") from None
-        held.release()
-        return None
+            self._sweep(keep=key)  # just written: live
+        except Exception as exc:  # a sweep is housekeeping: it never fails a write
+            logger.warning("sweeping token cache %s failed: %s", self._where(),
+                           exc if isinstance(exc, CacheError) else type(exc).__name__)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -220,7 +214,7 @@ class FileTokenCache:
     def _opened_directory(self) -> Iterator[int]:
         """The directory, opened and checked: owned by this user, writable by no one else."""
         try:
-            fd = os.open(self.directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+            fd = os.open(self.directory, os.O_RDONLY | DIRECTORY | CLOEXEC)
         except OSError as exc:
             raise CacheError(f"FileTokenCache directory {self._where()} cannot be opened: "
                              f"{exc.strerror}") from None
@@ -247,19 +241,16 @@ class FileTokenCache:
     def _get(self, directory: int, key: str) -> CacheEntry | None:
         name = f"{key}.json"
         try:
-            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=directory)
+            fd = open_own(directory, name, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        except Refused as exc:
+            return self._miss(name, str(exc))
         except OSError as exc:
-            if exc.errno in _SYMLINK_ERRNOS:
-                return self._miss(name, "is a symbolic link")
             raise CacheError(f"cannot read a token file in {self._where()}: "
                              f"{exc.strerror}") from None
         try:
-            problem = _file_problem(os.fstat(fd))
-            if problem is not None:
-                return self._miss(name, problem)
-            data = _read_at_most(fd, MAX_ENTRY_BYTES + 1)
+            data = read_at_most(fd, MAX_ENTRY_BYTES + 1)
         except OSError as exc:
             raise CacheError(f"cannot read a token file in {self._where()}: "
                              f"{exc.strerror}") from None
@@ -291,40 +282,26 @@ class FileTokenCache:
                        problem)
         return None
 
-    def _open_lock_file(self, directory: int, name: str) -> int:
-        """Open (creating) a lease or lock file: a regular file of ours, or CacheError."""
-        try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC,
-                         0o600, dir_fd=directory)
-        except OSError as exc:
-            what = "is a symbolic link" if exc.errno in _SYMLINK_ERRNOS else exc.strerror
-            raise CacheError(f"cannot open {name} in {self._where()}: {what}") from None
-        try:
-            problem = _file_problem(os.fstat(fd))
-        except OSError as exc:
-            problem = exc.strerror
-        if problem is not None:
-            os.close(fd)
-            raise CacheError(f"cannot use {name} in {self._where()}: it {problem}")
-        return fd
-
     @contextlib.contextmanager
     def _locked(self, directory: int, key: str) -> Iterator[None]:
         """The write lock of ``key``, waited for at most ``lease_ttl`` (else CacheError)."""
-        held = _HeldLock(self._open_lock_file(directory, f"{key}.lock"), self._fcntl)
+        name = f"{key}.lock"
+        deadline = time.monotonic() + self.lease_ttl
+        pause = 0.005
         try:
-            deadline = time.monotonic() + self.lease_ttl
-            pause = 0.005
-            while not held.try_lock():
+            while (held := lock_if_free(directory, name, self._fcntl)) is None:
                 if time.monotonic() >= deadline:
                     raise CacheError(f"the lock of a token file in {self._where()} was held "
                                      f"for over {self.lease_ttl:.0f}s")
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)
-            yield
+        except Refused as exc:
+            raise CacheError(f"cannot use {name} in {self._where()}: it {exc}") from None
         except OSError as exc:
             raise CacheError(f"cannot lock a token file in {self._where()}: "
                              f"{exc.strerror}") from None
+        try:
+            yield
         finally:
             held.release()
 
@@ -332,7 +309,8 @@ class FileTokenCache:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (FileTokenCache, {"directory": str(self.directory),
-                                            "lease_ttl": self.lease_ttl}))
+                                            "lease_ttl": self.lease_ttl,
+                                            "sweep_interval": self.sweep_interval}))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FileTokenCache:
         return self
@@ -341,22 +319,3 @@ class FileTokenCache:
         return f"FileTokenCache({str(self.directory)!r})"
 
 
-def _file_problem(info: os.stat_result) -> str | None:
-    """Why a file found in the cache directory may not be used, or ``None``."""
-    if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file"
-    if info.st_uid != os.geteuid():
-        return f"is owned by another user (uid {info.st_uid})"
-    return None
-
-
-def _read_at_most(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = os.read(fd, min(65536, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)

@@ -58,15 +58,17 @@ def server_thumbprints(server: OAuthTestServer) -> list[str]:
 
 def run_processes(
     server: OAuthTestServer, spec: Spec, key_paths: Sequence[str | None], call_api: bool,
-    method: str = "fork",
+    method: str = "fork", lease_ttl: float = 5.0,
 ) -> list[Report]:
     """One process per entry of ``key_paths`` (its DPoP key's PEM file, or ``None`` for a
-    generated key), started by ``method`` and released together; their reports."""
+    generated key), started by ``method`` and released together, each with a cache of
+    this ``lease_ttl``; their reports."""
     ctx: Any = multiprocessing.get_context(method)
     barrier = ctx.Barrier(len(key_paths))
     results = ctx.Queue()
     workers = [ctx.Process(target=use_dpop_key, args=(
-        server.token_url, server.resource_url, spec, path, barrier, results, call_api))
+        server.token_url, server.resource_url, spec, path, barrier, results, call_api,
+        lease_ttl))
         for path in key_paths]
     for w in workers:
         w.start()
@@ -270,21 +272,22 @@ def test_generated_keys_share_nothing(server: OAuthTestServer, spec: Spec) -> No
     assert len(stored(spec)) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="FileTokenCache never removes a token file, nor its "
-                   ".lock and .lease files: with a key generated per process, each process "
-                   "start leaves three files that no process will read again")
 def test_file_cache_does_not_grow_with_each_generated_key(
     server: OAuthTestServer, tmp_path: Path
 ) -> None:
     """Short-lived processes each generating a DPoP key (a cron job, a CLI run): once their
-    tokens have expired, the files of their keys do not stay in the cache directory
-    forever; a later process's run leaves the directory with its own files only."""
+    tokens have expired (by more than the sweep's grace, ``lease_ttl``), the files of their
+    keys do not stay in the cache directory forever; a later process's run leaves the
+    directory with its own files only."""
     server.token_type = "DPoP"
     server.token_lifetime = 1
+    lease_ttl = 1.0
     spec = ("file", str(tmp_path / "tokens"))
-    run_processes(server, spec, [None, None, None], call_api=False)
-    time.sleep(1.1)  # every token stored so far has expired
-    [(_, _, authorization, _, _)] = run_processes(server, spec, [None], call_api=False)
+    run_processes(server, spec, [None, None, None], call_api=False, lease_ttl=lease_ttl)
+    assert len(stored(spec)) == 3
+    time.sleep(1 + lease_ttl + 0.2)  # every token stored so far expired over lease_ttl ago
+    [(_, _, authorization, _, _)] = run_processes(server, spec, [None], call_api=False,
+                                                  lease_ttl=lease_ttl)
     live = fingerprint(authorization.removeprefix("DPoP "))
     names = {p.name.partition(".")[0] for p in Path(spec[1]).iterdir()}
     assert len(names) == 1, f"files of {len(names)} keys, of which 3 dead"
