@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import requests
 from requests.sessions import SessionRedirectMixin
 
+from ._urls import origin, prepared_origin
 from .challenge import challenge_errors
 from .errors import DiscoveryError
 from .redaction import SensitiveText, server_text
@@ -38,26 +39,10 @@ _REDIRECTS = SessionRedirectMixin()
 must name exactly the URL and method requests will send."""
 
 
-def _origin(url: str) -> str:
-    """``scheme://host[:port]`` of a URL as requests prepares it, lower-cased, without user
-    info: cheap enough for every request."""
-    start = url.find("//") + 2
-    end = url.find("/", start)
-    origin = url if end < 0 else url[:end]
-    at = origin.rfind("@", start)
-    if at >= 0:
-        origin = origin[:start] + origin[at + 1:]
-    return origin.lower()
-
-
 def _nonce_key(url: str, token_endpoint: bool) -> str:
     """Where the nonce of ``url``'s origin is kept: apart for its token endpoint, whose URL
     (as configured, or as requests prepared it) is normalized in full (default port)."""
-    if token_endpoint:
-        from ._urls import origin
-
-        return "token endpoint " + origin(url)
-    return _origin(url)
+    return "token endpoint " + origin(url) if token_endpoint else prepared_origin(url)
 
 
 class Proofs:
@@ -89,7 +74,7 @@ class Proofs:
     def for_request(self, method: str, url: str, token: Token) -> SensitiveText:
         """A proof for a resource request carrying ``token`` (with its ``ath``)."""
         return self.key.proof(method, url, access_token=token.access_token,
-                              nonce=self._nonces.get(_origin(url)))
+                              nonce=self._nonces.get(prepared_origin(url)))
 
     def learn(self, response: requests.Response, *, token_endpoint: bool = False) -> bool:
         """Keep the ``DPoP-Nonce`` of ``response`` for its request's origin.

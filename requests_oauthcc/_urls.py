@@ -20,6 +20,7 @@ __all__ = [
     "clear_text_reason",
     "is_loopback_host",
     "origin",
+    "prepared_origin",
     "proxy_environment",
     "proxy_for",
     "sends_in_clear",
@@ -110,7 +111,18 @@ def target_uri(url: str) -> str:
     """``url`` without query, fragment and user info: the target URI (RFC 9110 §7.1) as a
     DPoP proof's ``htu`` names it (RFC 9449 §4.2), and as logs show a request (a query
     or user info may hold credentials). Plain string work: it runs for every proof."""
-    url = url.partition("#")[0].partition("?")[0]
+    return _without_user_info(url.partition("#")[0].partition("?")[0])
+
+
+def prepared_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL as requests prepares it, lower-cased, without user
+    info; unlike :func:`origin`, no parsing and no default port: cheap for every request."""
+    start = url.find("//") + 2
+    end = url.find("/", start)
+    return _without_user_info(url if end < 0 else url[:end]).lower()
+
+
+def _without_user_info(url: str) -> str:
     start = url.find("//") + 2
     end = url.find("/", start)
     at = url.rfind("@", start, len(url) if end < 0 else end)
