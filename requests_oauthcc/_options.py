@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from urllib3.exceptions import LocationParseError
@@ -20,8 +20,12 @@ from .client_auth import Cert, SecretFile, SecretSource, check_cert
 from .endpoint import Timeout
 from .errors import ConfigurationError, InsecureTransportError
 
+if TYPE_CHECKING:
+    from ._proofs import Proofs
+
 __all__ = [
     "Options",
+    "check_dpop",
     "check_files",
     "check_origins",
     "check_seconds",
@@ -141,6 +145,22 @@ def check_origins(origins: Iterable[str]) -> frozenset[str]:
             )
         checked.add(origin(value))
     return frozenset(checked)
+
+
+def check_dpop(dpop: object) -> Proofs | None:
+    """The DPoP proofs of an auth built with ``dpop=``, which takes a
+    :class:`~requests_oauthcc.DPoPKey`; :class:`ConfigurationError` for anything else."""
+    if dpop is None:
+        return None
+    from .dpop import DPoPKey
+
+    if not isinstance(dpop, DPoPKey):
+        raise ConfigurationError(
+            f"dpop must be a DPoPKey (DPoPKey.generate() or DPoPKey.load(pem_or_jwk)), not "
+            f"{type(dpop).__name__}")
+    from ._proofs import Proofs
+
+    return Proofs(dpop)
 
 
 def check_statuses(name: str, statuses: object) -> frozenset[int]:

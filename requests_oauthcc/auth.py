@@ -22,6 +22,7 @@ import requests
 from ._destinations import Destinations, ProxyGuard
 from ._options import (
     Options,
+    check_dpop,
     check_files,
     check_origins,
     check_seconds,
@@ -51,7 +52,6 @@ from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
     from ._jwt import PrivateKeySource, SigningKey
-    from ._proofs import Proofs
     from .cache import TokenCache
     from .discovery import DiscoveredEndpoint, Issuer
     from .dpop import DPoPKey
@@ -201,7 +201,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         check_text("client_id", client_id)
         token_session = session if session is not None else private_session()
         cert = check_files(cert, token_session, client_secret)
-        self._proofs = _proofs_for(dpop)
+        self._proofs = check_dpop(dpop)
         credentials = ClientCredentials(
             secret=client_secret,
             key=None if private_key is None else self._signing_key(
@@ -259,22 +259,13 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         checked_leeway = check_seconds("leeway", leeway)
         shared = None
         if cache is not None:
-            from .cache_key import CacheKey, CredentialFingerprint
-            from .shared import SharedTokenSource
+            from .shared import shared_source
 
-            key = CacheKey(
-                CredentialFingerprint(  # secrets and keys never share a token (issue #10)
-                    url, client_id, secret=client_secret, cert=cert or token_session.cert,
-                    private_key=None if credentials.key is None else credentials.key.key),
-                token_url=url, client_id=client_id, auth_method=auth_method or "(discovered)",
-                scope=requested_scope, audience=audience,
-                resources=[v for k, v in form if k == "resource"],
-                extra_params=[(k, v) for k, v in form
-                              if k not in ("scope", "audience", "resource")],
-                dpop_jkt=None if self._proofs is None else self._proofs.key.thumbprint,
-            )
-            shared = SharedTokenSource(cache, key, self._source.fetch, leeway=checked_leeway,
-                                       clock=clock, dpop=self._proofs is not None)
+            shared = shared_source(
+                cache, self._source.fetch, token_url=url, client_id=client_id,
+                auth_method=auth_method or "(discovered)", secret=client_secret,
+                cert=cert or token_session.cert, signing_key=credentials.key, form=form,
+                audience=audience, dpop=self._proofs, leeway=checked_leeway, clock=clock)
         self._holder = TokenHolder(
             self._source.fetch, leeway=checked_leeway, clock=clock, shared=shared
         )
@@ -452,21 +443,6 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         ours = self._resender.on_response
         if any(getattr(hook, "func", None) == ours for hook in request.hooks.get("response", ())):
             self._destinations.check_proxies(request.url or "", proxies)
-
-def _proofs_for(dpop: object) -> Proofs | None:
-    """The DPoP proofs of an auth built with ``dpop=``: a :class:`~requests_oauthcc.DPoPKey`."""
-    if dpop is None:
-        return None
-    from .dpop import DPoPKey
-
-    if not isinstance(dpop, DPoPKey):
-        raise ConfigurationError(
-            f"dpop must be a DPoPKey (DPoPKey.generate() or DPoPKey.load(pem_or_jwk)), not "
-            f"{type(dpop).__name__}")
-    from ._proofs import Proofs
-
-    return Proofs(dpop)
-
 
 def _issuer_url(value: object) -> str | None:
     from .discovery import Issuer

@@ -8,15 +8,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from .cache import CacheEntry, CacheError, Lease, TokenCache, encode_record, fingerprint
 from .response import NOT_JSON, load_json
 from .token import Token, UnusableToken, token_from_record, token_to_record
 from .transport import Watchdog
 
-__all__ = ["SharedTokenSource"]
+if TYPE_CHECKING:
+    from ._jwt import SigningKey
+    from ._proofs import Proofs
+
+__all__ = ["SharedTokenSource", "shared_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,42 @@ _T = TypeVar("_T")
 CACHE_OPERATION_SECONDS = 5.0
 """A shared-cache operation taking longer than this (seconds, whole) is abandoned: the
 token is then fetched directly."""
+
+
+def shared_source(
+    cache: TokenCache,
+    fetch: Callable[[], Token],
+    *,
+    token_url: str,
+    client_id: str,
+    auth_method: str,
+    secret: object,
+    cert: str | tuple[str, str] | None,
+    signing_key: SigningKey | None,
+    form: Sequence[tuple[str, str]],
+    audience: str | None,
+    dpop: Proofs | None,
+    leeway: float,
+    clock: Callable[[], float],
+) -> SharedTokenSource:
+    """The :class:`SharedTokenSource` of one auth object, under the cache key of everything
+    that makes its token different (:func:`~requests_oauthcc.cache_key.cache_key`): the
+    grant's form fields, and the credential and DPoP key it is bound to, so that secrets and
+    keys never share a token."""
+    from .cache_key import CacheKey, CredentialFingerprint
+
+    key = CacheKey(
+        CredentialFingerprint(
+            token_url, client_id, secret=secret, cert=cert,
+            private_key=None if signing_key is None else signing_key.key),
+        token_url=token_url, client_id=client_id, auth_method=auth_method,
+        scope=dict(form).get("scope"), audience=audience,
+        resources=[v for k, v in form if k == "resource"],
+        extra_params=[(k, v) for k, v in form if k not in ("scope", "audience", "resource")],
+        dpop_jkt=None if dpop is None else dpop.key.thumbprint,
+    )
+    return SharedTokenSource(cache, key, fetch, leeway=leeway, clock=clock,
+                             dpop=dpop is not None)
 
 
 class SharedTokenSource:
