@@ -92,7 +92,7 @@ def make(name: str, server: OAuthTestServer) -> Contender:
     if name == "requests-oauthcc":
         ours = ClientCredentialsAuth(url, CLIENT, SECRET)
         return Contender(name, ours, _session_get(ours))
-    if name in DPOP_NAMES:  # srv answers DPoP requests with DPoP tokens: see server()
+    if name in DPOP_NAMES:  # the local server binds tokens to a proof's key, as real ones do
         key = DPoPKey.generate(name.rpartition(" ")[2])
         dpop = ClientCredentialsAuth(url, CLIENT, SECRET, dpop=key)
 
@@ -155,14 +155,12 @@ NAMES = ["no auth", "static header", "requests-oauthcc", "requests-oauth2client"
 PEERS = NAMES[2:]
 DPOP_NAMES = ["requests-oauthcc DPoP ES256", "requests-oauthcc DPoP EdDSA"]
 """requests-oauthcc with ``dpop=``, a DPoP-bound token held: per-request cost only (the
-local API checks Bearer tokens only, so no throughput or token-request rows)."""
+throughput of a local API that checks each proof would measure the server's verification)."""
 
 
-def server(lifetime: float = 3600, *, dpop: bool = False) -> OAuthTestServer:
-    """The local server; with ``dpop``, its tokens have token_type DPoP (not checked for
-    proofs: only the client's side of the per-request cost is measured)."""
-    return OAuthTestServer({CLIENT: SECRET}, token_lifetime=lifetime,
-                           token_type="DPoP" if dpop else "Bearer").start()
+def server(lifetime: float = 3600) -> OAuthTestServer:
+    """The local server (it issues DPoP-bound tokens to token requests with a proof)."""
+    return OAuthTestServer({CLIENT: SECRET}, token_lifetime=lifetime).start()
 
 
 # -- 1. per-request overhead, in process -------------------------------------------------
@@ -170,9 +168,9 @@ def server(lifetime: float = 3600, *, dpop: bool = False) -> OAuthTestServer:
 
 def overhead(names: list[str]) -> dict[str, float]:
     """Seconds per attach with a valid cached token (best of repeats)."""
-    srv, dpop_srv = server(), server(dpop=True)
+    srv = server()
     try:
-        contenders = [make(n, dpop_srv if n in DPOP_NAMES else srv) for n in names]
+        contenders = [make(n, srv) for n in names]
         for c in contenders:
             if c.name != "no auth":  # "no auth" gets a 401, of course
                 c.fetch_token(srv)
@@ -190,7 +188,6 @@ def overhead(names: list[str]) -> dict[str, float]:
         return {name: t / number for name, t in best.items()}
     finally:
         srv.stop()
-        dpop_srv.stop()
 
 
 def math_inf() -> float:
@@ -201,7 +198,7 @@ def math_inf() -> float:
 
 
 def callgrind_worker(name: str, calls: int) -> None:
-    srv = server(dpop=name in DPOP_NAMES)
+    srv = server()
     c = make(name, srv)
     if c.warm is not None:
         c.warm()
