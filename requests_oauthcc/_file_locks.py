@@ -57,6 +57,8 @@ def open_own(directory: int, name: str, flags: int) -> int:
     except OSError as exc:
         if exc.errno in SYMLINK_ERRNOS:
             raise Refused("is a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a socket (or a device without a driver): planted
+            raise Refused("is not a regular file") from None
         raise
     try:
         problem = file_problem(os.fstat(fd))

@@ -3,8 +3,8 @@
 :class:`Proofs` signs a fresh proof for each request that carries a DPoP-bound token and
 for each token request, with the nonce last received from that origin (§8, §9): every
 response's ``DPoP-Nonce`` header replaces it, so the steady state costs no extra round
-trip. It also follows requests' redirects: a hop that keeps the token gets its own proof
-(see :meth:`Proofs.prepare_next_hop`).
+trip. A redirect hop that keeps the token gets its own proof
+(:meth:`Proofs.prepare_next_hop`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import threading
 from typing import TYPE_CHECKING
 
 import requests
-from requests.sessions import SessionRedirectMixin
 
 from ._urls import origin, prepared_origin
 from .challenge import challenge_errors
@@ -23,6 +22,7 @@ from .errors import DiscoveryError
 from .redaction import SensitiveText, server_text
 
 if TYPE_CHECKING:
+    from ._redirects import Hop
     from .dpop import DPoPKey
     from .token import Token
 
@@ -34,9 +34,6 @@ _NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,1024}")
 """``nonce = 1*NQCHAR`` (RFC 9449 §8.1), at most 1 KiB: anything else is not kept."""
 _MAX_ORIGINS = 64
 """Nonces kept (one per origin); when full, the oldest are forgotten."""
-_REDIRECTS = SessionRedirectMixin()
-"""requests' own redirect rules (target, method, stripping Authorization): a hop's proof
-must name exactly the URL and method requests will send."""
 
 
 def _nonce_key(url: str, token_endpoint: bool) -> str:
@@ -111,29 +108,17 @@ class Proofs:
         """Whether ``response`` carries a usable ``DPoP-Nonce``."""
         return _NONCE.fullmatch(response.headers.get("DPoP-Nonce", "")) is not None
 
-    def prepare_next_hop(
-        self, response: requests.Response, request: requests.PreparedRequest, token: Token
-    ) -> None:
-        """Give the redirect that ``response`` asks for its own proof.
-
-        requests follows a redirect with a copy of ``request`` (the request it sent; not
-        run through the auth again), keeping ``Authorization`` only on the same host
-        (:meth:`requests.Session.should_strip_auth`). The copy's ``DPoP`` header is set
-        here to a proof for the method and URL requests will use, or removed when the
-        token will not be sent.
+    def prepare_next_hop(self, hop: Hop | None, request: requests.PreparedRequest,
+                         token: Token) -> None:
+        """Give the redirect ``hop`` its own proof: requests follows it with a copy of
+        ``request`` (the request it sent, not run through the auth again), so the copy's
+        ``DPoP`` header is set here to a proof for the hop's method and URL, or removed
+        when the hop will not carry the token (:func:`~requests_oauthcc._redirects.next_hop`).
         """
-        target = _REDIRECTS.get_redirect_target(response)
-        if target is None:
+        if hop is None or not hop.keeps_authorization:
             request.headers.pop("DPoP", None)
-            return
-        hop = request.copy()
-        hop.url = _hop_url(target, response)
-        _REDIRECTS.rebuild_method(hop, response)
-        if _REDIRECTS.should_strip_auth(  # type: ignore[no-untyped-call]
-                response.request.url or "", hop.url):
-            request.headers.pop("DPoP", None)
-            return
-        request.headers["DPoP"] = self.for_request(hop.method or "GET", hop.url, token)
+        else:
+            request.headers["DPoP"] = self.for_request(hop.method, hop.url, token)
 
     def choose_alg(self, supported: object, issuer: str) -> None:
         """Sign with an algorithm the server lists in ``dpop_signing_alg_values_supported``
@@ -161,20 +146,3 @@ class Proofs:
             logger.info("DPoP proofs for %s signed with %s (the server does not list %s)",
                         issuer, usable[0], key.alg)
             self.key = key.with_alg(usable[0])
-
-
-def _hop_url(target: str, response: requests.Response) -> str:
-    """The URL requests' ``resolve_redirects`` sends the next hop to, built by its very
-    steps (a ``////host`` Location must name the host requests will reach; the query and
-    fragment do not matter: a proof's ``htu`` has neither)."""
-    from urllib.parse import urljoin, urlparse
-
-    from requests.utils import requote_uri
-
-    if target.startswith("//"):
-        target = f"{urlparse(response.url).scheme}:{target}"
-    parsed = urlparse(target)
-    url = parsed.geturl()
-    if not parsed.netloc:
-        return urljoin(response.url, requote_uri(url))
-    return requote_uri(url)

@@ -275,7 +275,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         )
         self._destinations = Destinations(self._allowed_origins, bool(insecure_allow_http))
         self._refresh_on = check_statuses("refresh_on", refresh_on)
-        self._resender = Resender(self._holder, self._proofs, self._refresh_on, clock)
+        self._resender = Resender(self._holder, self._proofs, self._refresh_on,
+                                  self._destinations, clock)
         self._hook = partial(self._resender.on_response, None, True)
 
     @classmethod

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TextIO
 import requests
 
 from . import __version__
+from ._files import shown_path
 from .auth import ClientCredentialsAuth
 from .errors import (
     ConfigurationError,
@@ -321,5 +322,6 @@ def _diagnose(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, requests.RequestException):
         return f"{type(exc).__name__}: {exc}", EXIT_NETWORK
     assert isinstance(exc, OSError)
-    return f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_USAGE
+    named = shown_path(exc.filename) if exc.filename else "(no file named)"
+    return f"{exc.strerror or type(exc).__name__}: {named}", EXIT_USAGE
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ def _read(prefix: str, environ: Mapping[str, str], *, dpop: bool) -> dict[str, A
     if secret and secret_file:
         raise conflict("CLIENT_SECRET", "CLIENT_SECRET_FILE")
     if secret_file:
-        if not Path(secret_file).is_file():
+        if not os.path.isfile(secret_file):  # False, never OSError: the value may be the secret
             raise ConfigurationError(
                 f"{prefix}CLIENT_SECRET_FILE names {shown_path(secret_file)}, which is not a "
                 "readable file; it must be the path of a file holding the secret"

@@ -70,8 +70,9 @@ class TokenEndpoint:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     dpop: Proofs | None = field(default=None, repr=False)
     _recent: deque[str] = field(
-        default_factory=lambda: deque(maxlen=2), init=False, repr=False, compare=False)
-    """The last tokens issued, redacted too from what the server says next."""
+        default_factory=lambda: deque(maxlen=6), init=False, repr=False, compare=False)
+    """The last tokens issued and DPoP proofs sent, redacted too from what the server says
+    next."""
     _noticed: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
     """What was already logged as a WARNING about this endpoint's answers: once is enough."""
 
@@ -159,7 +160,8 @@ class TokenEndpoint:
         headers = {"Accept": "application/json", "Content-Type": _FORM, **parts.headers}
         if self.dpop is not None:
             headers["DPoP"] = self.dpop.for_token_request(self.token_url)
-        redact = Redactor([*parts.secrets, *self._recent, headers.get("DPoP")])
+            self._recent.append(headers["DPoP"])
+        redact = Redactor([*parts.secrets, *self._recent])
         issued_at = self.clock()
         response, body = exchange(
             self.session, "POST", self.token_url, headers=headers,

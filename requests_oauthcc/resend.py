@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 from requests.cookies import extract_cookies_to_jar
 
+from ._destinations import Destinations
+from ._redirects import next_hop
 from ._replay import discard_body, rewind
 from ._urls import target_uri
+from .errors import InsecureTransportError
 from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
 from .token import Token
 
@@ -36,15 +39,17 @@ class Resender:
 
     ``holder`` gives new tokens; ``proofs`` signs DPoP proofs (``None`` without DPoP);
     ``refresh_on``: the statuses that mean "fetch a new token and retry once";
-    ``clock``: the auth's monotonic clock.
+    ``destinations``: where the token may go (``allowed_origins``, the https rule), judged
+    again for each redirect hop; ``clock``: the auth's monotonic clock.
     """
 
     def __init__(
         self, holder: TokenHolder, proofs: Proofs | None, refresh_on: frozenset[int],
-        clock: Callable[[], float],
+        destinations: Destinations, clock: Callable[[], float],
     ) -> None:
         self._holder = holder
         self._proofs = proofs
+        self._destinations = destinations
         self._refresh_on = refresh_on
         self._clock = clock
 
@@ -59,16 +64,11 @@ class Resender:
         """
         if token is None:
             return r
-        proofs = self._proofs
-        if proofs is not None:
-            if token.dpop:
-                proofs.learn(r)
-            if r.is_redirect:  # requests copies r.request for the next hop, with its headers
-                if token.dpop and self._carries(r.request, token):
-                    proofs.prepare_next_hop(r, r.request, token)
-                else:  # no proof where our DPoP token does not go
-                    r.request.headers.pop("DPoP", None)
-                return r
+        if token.dpop and self._proofs is not None:
+            self._proofs.learn(r)
+        if r.is_redirect:
+            self._prepare_next_hop(token, r)
+            return r
         status = r.status_code
         if not may_retry or status not in self._refresh_on:
             return r
@@ -77,6 +77,37 @@ class Resender:
                          target_uri(r.request.url or ""))
             return r
         return self._retry(token, r, kwargs)
+
+    def _may_attach(self, url: str) -> bool:
+        try:
+            return self._destinations.may_attach(url)
+        except InsecureTransportError:  # the hop would carry it in the clear: it does not
+            return False
+
+    def _prepare_next_hop(self, token: Token, r: requests.Response,
+                          request: requests.PreparedRequest | None = None) -> None:
+        """requests follows redirect ``r`` with a copy of ``request`` (``r.request`` unless
+        ``r`` answered a resend), headers included,
+        without calling the auth: the copy keeps our token only where it may go (requests
+        keeps ``Authorization`` from http to https on one host, whatever
+        ``allowed_origins`` says), and carries a proof for exactly that hop, or none."""
+        request = r.request if request is None else request
+        if not self._carries(request, token):
+            if self._proofs is not None:  # no proof where our DPoP token does not go
+                request.headers.pop("DPoP", None)
+            return
+        hop = next_hop(r, r.request)
+        if hop is not None and hop.keeps_authorization and not self._may_attach(hop.url):
+            logger.debug("redirect from %s to %s: an origin the token may not go to; "
+                         "followed without it", target_uri(request.url or ""),
+                         target_uri(hop.url))
+            request.headers.pop("Authorization", None)
+            hop = None
+        if self._proofs is not None:
+            if token.dpop:
+                self._proofs.prepare_next_hop(hop, request, token)
+            else:  # a Bearer token (RFC 9449 §5) goes without proofs
+                request.headers.pop("DPoP", None)
 
     @staticmethod
     def _carries(request: requests.PreparedRequest, token: Token) -> bool:
@@ -170,8 +201,8 @@ class Resender:
         retried.request = prep
         if token.dpop and self._proofs is not None:
             self._proofs.learn(retried)
-            if retried.is_redirect:
-                self._proofs.prepare_next_hop(retried, request, token)
+        if retried.is_redirect:  # requests follows it with a copy of the original request
+            self._prepare_next_hop(token, retried, request)
         return retried
 
     def _may_replace(self, token: Token, r: requests.Response) -> bool:

@@ -38,10 +38,11 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> str:
     return str(path)
 
 
-def make_pki(directory: Path, server_names: tuple[str, ...] = ("localhost",)) -> Pki:
+def make_pki(directory: Path, server_names: tuple[str, ...] = ("localhost",),
+             server_ips: tuple[str, ...] = ("127.0.0.1",)) -> Pki:
     """A CA and leaf certificates, written as PEM files under ``directory``.
 
-    The server certificate is valid for ``server_names`` and 127.0.0.1.
+    The server certificate is valid for ``server_names`` and ``server_ips``.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -65,7 +66,7 @@ def make_pki(directory: Path, server_names: tuple[str, ...] = ("localhost",)) ->
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName([
                 *(x509.DNSName(n) for n in server_names),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips),
             ]), critical=False)
         return builder.sign(ca_key, hashes.SHA256()), key
 

@@ -43,7 +43,7 @@ class RawRequest:
 class RawServer:
     """See the module docstring. ``context``: a server-side TLS context, for https.
     ``keep_alive``: serve further requests on a connection once an answer is sent whole
-    (answers must then delimit their bodies)."""
+    (answers must then delimit their bodies). ``port``: 0 for a free one."""
 
     def __init__(
         self,
@@ -52,6 +52,7 @@ class RawServer:
         host: str = "127.0.0.1",
         context: ssl.SSLContext | None = None,
         keep_alive: bool = False,
+        port: int = 0,
     ) -> None:
         self.answer = answer
         self.requests: list[RawRequest] = []
@@ -60,7 +61,7 @@ class RawServer:
         self._context = context
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._listener = socket.create_server((host, 0))
+        self._listener = socket.create_server((host, port))
         self._listener.settimeout(0.05)
         self.port: int = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept, name="raw-server", daemon=True)
@@ -81,7 +82,9 @@ class RawServer:
 
     @property
     def base_url(self) -> str:
-        return f"{'https' if self._context else 'http'}://{self._host}:{self.port}"
+        scheme = "https" if self._context else "http"
+        default = {"http": 80, "https": 443}[scheme] == self.port
+        return f"{scheme}://{self._host}" + ("" if default else f":{self.port}")
 
     def url(self, path: str) -> str:
         return self.base_url + path

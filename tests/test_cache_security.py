@@ -785,3 +785,20 @@ def test_unpickled_cache_works_in_a_spawned_process(
     worker.join(30)
     assert (status, used, shown) == (200, token.access_token, repr(cache))
     assert server.token_requests == 1
+
+
+def test_a_planted_socket_is_a_logged_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A unix socket at a token file's name (opening it fails with ENXIO) is a logged miss
+    like any other planted thing, not a CacheError (an outside review found it raised)."""
+    import socket
+
+    directory = tmp_path / "tokens"
+    cache = FileTokenCache(directory)
+    key = "oauthcc-" + "ab" * 20
+    monkeypatch.chdir(directory)  # a socket's path is short: bind it by its name
+    with socket.socket(socket.AF_UNIX) as planted, caplog.at_level(logging.WARNING):
+        planted.bind(f"{key}.json")
+        assert cache.get(key) is None
+    assert any("not a regular file" in r.getMessage() for r in caplog.records)

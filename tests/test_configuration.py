@@ -186,11 +186,14 @@ def test_from_env_dpop_errors_name_the_variable_and_dpop_option_wins(
     assert auth._proofs is not None and auth._proofs.key == key
 
 
-def test_a_secret_given_as_the_secret_file_is_never_quoted() -> None:
-    """OAUTH_CLIENT_SECRET_FILE set to the secret itself: the error does not repeat it."""
+@pytest.mark.parametrize("secret", ["s3cr3t-value-0123", "S3CRET-" + "q" * 300],
+                         ids=["short", "longer-than-a-file-name"])
+def test_a_secret_given_as_the_secret_file_is_never_quoted(secret: str) -> None:
+    """OAUTH_CLIENT_SECRET_FILE set to the secret itself: the error does not repeat it (a
+    value longer than a file name made pathlib raise an OSError quoting it)."""
     with pytest.raises(ConfigurationError) as caught:
         ClientCredentialsAuth.from_env(environ={
             "OAUTH_TOKEN_URL": "https://auth.example.com/token", "OAUTH_CLIENT_ID": "id",
-            "OAUTH_CLIENT_SECRET_FILE": "s3cr3t-value-0123"})
-    assert "s3cr3t-value-0123" not in str(caught.value)
+            "OAUTH_CLIENT_SECRET_FILE": secret})
+    assert secret not in str(caught.value) and "qqqqqqqq" not in str(caught.value)
     assert "OAUTH_CLIENT_SECRET_FILE" in str(caught.value)

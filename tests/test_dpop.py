@@ -3,6 +3,7 @@ written from the RFC apart from the client (requests_oauthcc/testing/dpop.py).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
@@ -30,7 +31,7 @@ from requests_oauthcc.testing import CheckedProof, OAuthTestServer
 from requests_oauthcc.testing.dpop import access_token_hash, jwk_thumbprint
 
 from .certs import Pki, make_pki
-from .conftest import in_threads
+from .conftest import in_threads, missing
 from .keys import ec_pair, rsa_pair
 from .quirky import QuirkyServer
 from .rawserver import RawRequest, RawServer, raw_response
@@ -577,3 +578,50 @@ def test_logs_show_requests_without_user_info_or_query(
         requests.get(url, params={"api_key": "k-123"}, auth=auth_for(dpop_server, key))
     assert "retrying once with a new token" in caplog.text
     assert "hunter2" not in caplog.text and "k-123" not in caplog.text
+
+
+@pytest.mark.parametrize("dpop", [True, False], ids=["dpop", "bearer"])
+def test_a_hop_to_an_origin_not_allowed_carries_neither_token_nor_proof(
+    dpop_server: OAuthTestServer, key: DPoPKey, dpop: bool, tmp_path: Path
+) -> None:
+    """requests keeps Authorization from http:80 to https:443 on one host, so a redirect
+    there took the token past allowed_origins; the hook now removes it (and the proof), and
+    a 401 from there costs no token (an outside review saw two, each with a proof)."""
+    pki = make_pki(tmp_path, server_ips=("127.0.0.5",))
+    refuse = raw_response(401, b"{}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    with contextlib.ExitStack() as stack:
+        try:  # the case needs the default ports: requests keeps the token across them
+            other = stack.enter_context(RawServer(
+                lambda request: [(0, refuse)], host="127.0.0.5", port=443, context=_tls(pki)))
+            entry = stack.enter_context(RawServer(lambda request: [(0, raw_response(
+                301, b"", {"Location": "https://127.0.0.5/sec"}))], host="127.0.0.5", port=80))
+        except OSError as exc:
+            missing(f"binding 127.0.0.5:80 and :443 ({exc.strerror}; run as root)")
+        auth = ClientCredentialsAuth(dpop_server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                     dpop=key if dpop else None, retries=0,
+                                     allowed_origins=["http://127.0.0.5"])
+        answer = requests.get("http://127.0.0.5/start", auth=auth, verify=pki.ca)
+    assert answer.status_code == 401
+    assert "authorization" in entry.requests[0].headers
+    (hop,) = other.requests
+    assert "authorization" not in hop.headers and "dpop" not in hop.headers
+    assert dpop_server.token_requests == 1
+
+
+def _tls(pki: Pki) -> Any:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    return context
+
+
+def test_a_hops_proof_names_the_url_as_sent(dpop_server: OAuthTestServer,
+                                            key: DPoPKey) -> None:
+    """urllib3 percent-encodes what requests leaves in a Location (``[``, ``]``): the hop's
+    proof names the URL as sent, so the server accepts it."""
+    answer = requests.get(dpop_server.url("/redirect"), params={"to": "/resource/a[1]"},
+                          auth=auth_for(dpop_server, key))
+    assert answer.status_code == 200, answer.headers
+    (hop,) = proofs_at(dpop_server, "resource")
+    assert hop.htu == dpop_server.url("/resource/a%5B1%5D")
