@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import ConfigurationError
-from .redaction import SensitiveBytes
+from .redaction import SensitiveBytes, server_text
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HMAC_ALGS = ("HS256", "HS384", "HS512")
@@ -87,11 +87,15 @@ def load_signing_key(
     jwt = require_pyjwt()
     material = _key_material(private_key, what)
     if isinstance(material, Mapping):
-        if "d" not in material and material.get("kty") in ("EC", "RSA", "OKP"):
+        if material.get("kty") not in ("EC", "RSA", "OKP"):
+            raise ConfigurationError(
+                f"{what} is a JWK of kty {server_text(str(material.get('kty')), limit=20)!r}, "
+                "which cannot sign: give an RSA, EC or OKP private key")
+        if "d" not in material:
             raise ConfigurationError(f"{what} is a public JWK (no \"d\"): give the private key")
         failure = None  # raised outside the except: the loader's frames hold the key
-        try:
-            key = jwt.PyJWK(dict(material)).key
+        try:  # its "alg" is checked below, against the key, with a message that says so
+            key = jwt.PyJWK({k: v for k, v in material.items() if k != "alg"}).key
         except (jwt.exceptions.PyJWKError, jwt.exceptions.InvalidKeyError, ValueError,
                 TypeError, KeyError) as exc:
             failure = type(exc).__name__
@@ -112,6 +116,8 @@ def _key_material(source: object, what: str) -> Mapping[str, Any] | bytes:
     a path. Text with a line break, or longer than any path, is never taken for one."""
     if isinstance(source, Mapping):
         return source
+    if isinstance(source, (str, bytes)) and not source.strip():
+        raise ConfigurationError(f"{what} is empty: give a PEM, a JWK or the path of a file")
     if isinstance(source, str) and ("-----BEGIN" in source or source.lstrip()[:1] == "{"):
         source = SensitiveBytes(source.encode())
     elif isinstance(source, str) and ("\n" in source or len(source) > 4096):
@@ -124,7 +130,8 @@ def _key_material(source: object, what: str) -> Mapping[str, Any] | bytes:
         try:
             source = read_small_file(source)
         except OSError as exc:
-            problem = f"{what} file {shown_path(source)} could not be read: {exc.strerror}"
+            problem = (f"{what} file {shown_path(source)} could not be read: {exc.strerror} "
+                       "(give the path of a file holding a PEM or a JWK)")
         if problem is not None:
             raise ConfigurationError(problem)
     if not isinstance(source, bytes):
@@ -148,8 +155,10 @@ def _jwk_of(data: bytes, what: str) -> Mapping[str, Any]:
         problem = "is not UTF-8 JSON"
     if problem is not None:
         raise ConfigurationError(f"{what} {problem}")
-    if isinstance(document, dict) and isinstance(document.get("keys"), list) \
-            and len(document["keys"]) == 1:
+    if isinstance(document, dict) and isinstance(document.get("keys"), list):
+        if len(document["keys"]) != 1:
+            raise ConfigurationError(
+                f"{what} is a JWK Set of {len(document['keys'])} keys: give one key")
         document = document["keys"][0]
     if not isinstance(document, dict) or "kty" not in document:
         raise ConfigurationError(

@@ -149,9 +149,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``forkserver`` process pool) and ``copy.deepcopy`` works: either way the copy is built
     again from the constructor's options (deep copies of them), with its own lock, token
     Session and no token. ``copy.copy`` shares the options (the same ``session=`` and
-    ``cache=`` objects) and has its own token. A pickle holds the client secret and the
-    private key: protect it like them. A ``client_secret`` callable must itself pickle
-    (a module-level function, :class:`~requests_oauthcc.SecretFile`).
+    ``cache=`` objects) and has its own token. A pickle holds the client secret, the
+    private key and the DPoP key: protect it like them. A ``client_secret`` callable must
+    itself pickle (a module-level function, :class:`~requests_oauthcc.SecretFile`).
     """
 
     def __init__(  # noqa: PLR0915 - the one place that turns the options into objects

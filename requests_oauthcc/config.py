@@ -80,13 +80,18 @@ def _read(prefix: str, environ: Mapping[str, str], *, dpop: bool) -> dict[str, A
         options["resource"] = resource.split()
     options.update(_switches(prefix, get))
     if dpop:  # not when dpop= is given: the key file is then not even read
-        options.update(_dpop(prefix, get))
+        options.update(_dpop(prefix, get, prefix + "DPOP_KEY_FILE" in environ))
     return options
 
 
-def _dpop(prefix: str, get: Callable[[str], str | None]) -> dict[str, Any]:
-    """``dpop`` from ``DPOP_KEY_FILE`` and ``DPOP_ALG``, when set."""
+def _dpop(prefix: str, get: Callable[[str], str | None], present: bool) -> dict[str, Any]:
+    """``dpop`` from ``DPOP_KEY_FILE`` and ``DPOP_ALG``, when set. ``present``: whether the
+    key file variable exists; set but blank, it is an error, not "no DPoP": a failed
+    substitution in a deployment must not quietly drop the binding to the key."""
     key_file, alg = get("DPOP_KEY_FILE"), get("DPOP_ALG")
+    if key_file is None and present:
+        raise ConfigurationError(f"{prefix}DPOP_KEY_FILE is set but empty: give the path of "
+                                 "a DPoP key file, or unset it")
     if key_file is None:
         if alg is not None:
             raise ConfigurationError(
@@ -120,7 +125,8 @@ def load_dpop_key(
     try:
         key = DPoPKey.load(Path(path))
     except ConfigurationError as exc:
-        raise ConfigurationError(f"{source} ({shown_path(path)}): {exc}") from None
+        named = f" ({shown_path(path)})" if os.path.lexists(path) else ""
+        raise ConfigurationError(f"{source}{named}: {exc}") from None
     if alg is not None:
         if alg not in key.algs:
             raise ConfigurationError(

@@ -303,7 +303,7 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
         "public.jwk": (json.dumps({k: v for k, v in jwk.items() if k != "d"}),
                        "public JWK"),
         "broken.jwk": (json.dumps(broken_jwk), "could not be loaded"),
-        "two.jwks": (json.dumps({"keys": [jwk, jwk]}), "holds no JWK"),
+        "two.jwks": (json.dumps({"keys": [jwk, jwk]}), "JWK Set of 2 keys"),
         "truncated.jwk": (json.dumps(jwk)[:-20], "not valid JSON"),
     }
     env = base_env(server)
@@ -321,8 +321,9 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
         (["--dpop-key", "/dev/zero"], {}, "not a regular file", ""),
         (["--dpop-alg", "ES256"], {}, "--dpop-alg needs a key", ""),
         (["--dpop-key", ""], {}, "--dpop-key is empty", ""),
-        (["--dpop-key", pair.private_pem], {}, "a path to no file; not shown",
+        (["--dpop-key", pair.private_pem], {}, "--dpop-key: DPoP key file (a path to no file;",
          pair.private_pem),
+        ([], {"OAUTH_DPOP_KEY_FILE": " "}, "OAUTH_DPOP_KEY_FILE is set but empty", ""),
         ([], {"OAUTH_DPOP_KEY_FILE": json.dumps(jwk)}, "a path to no file; not shown",
          json.dumps(jwk)),
         ([], {"OAUTH_DPOP_KEY_FILE": str(tmp_path / "public.pem")}, "OAUTH_DPOP_KEY_FILE",

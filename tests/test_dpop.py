@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import pickle
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +133,20 @@ def test_a_credential_given_as_a_path_is_never_quoted(credential: str) -> None:
             load(credential)
         assert credential not in str(caught.value)
         assert "MIGH" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ("", "is empty"),
+    ({**ec_pair().private_jwk(), "alg": "RS256"},
+     "'RS256' does not fit this key; use one of: ES256"),
+    ({"kty": "oct", "k": "c2VjcmV0"}, "kty 'oct', which cannot sign"),
+    (json.dumps({"keys": [ec_pair().private_jwk()] * 2}), "JWK Set of 2 keys"),
+], ids=["empty", "alg-of-another-key-type", "symmetric", "two-keys"])
+def test_key_source_mistakes_say_what_is_wrong(source: Any, words: str) -> None:
+    """What a key source holds is named: empty, an algorithm the key cannot use, a key that
+    cannot sign, a set of several keys."""
+    with pytest.raises(ConfigurationError, match=re.escape(words)):
+        DPoPKey.load(source)
 
 
 def test_short_rsa_keys_are_refused() -> None:
