@@ -87,10 +87,10 @@ class Resender:
     def _prepare_next_hop(self, token: Token, r: requests.Response,
                           request: requests.PreparedRequest | None = None) -> None:
         """requests follows redirect ``r`` with a copy of ``request`` (``r.request`` unless
-        ``r`` answered a resend), headers included,
-        without calling the auth: the copy keeps our token only where it may go (requests
-        keeps ``Authorization`` from http to https on one host, whatever
-        ``allowed_origins`` says), and carries a proof for exactly that hop, or none."""
+        ``r`` answered a resend), headers included, without calling the auth: the copy
+        keeps our token only where it may go (requests keeps ``Authorization`` from http to
+        https on one host, whatever ``allowed_origins`` says), and carries a proof for
+        exactly that hop, or none."""
         request = r.request if request is None else request
         if not self._carries(request, token):
             if self._proofs is not None:  # no proof where our DPoP token does not go
