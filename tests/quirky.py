@@ -17,13 +17,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
+from .loopback import LoopbackServer
 
-class QuirkyServer:
+
+class QuirkyServer(LoopbackServer):
     """Token endpoint at ``/token``, API at ``/api``, metadata where ``metadata_at`` says.
 
     ``client_id``/``client_secret``: the one registered client (any method: Basic or form).
@@ -74,23 +75,7 @@ class QuirkyServer:
         self._tokens: dict[str, float] = {}  # token -> expiry (time.monotonic)
         self._live: str | None = None
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> QuirkyServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        super().__init__(_handler(self))
 
     @property
     def issuer(self) -> str:

@@ -33,8 +33,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +41,8 @@ import jwt
 import requests
 
 from requests_oauthcc.testing.dpop import DPoPError, DPoPProofChecker
+
+from ..loopback import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _peek(values: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return parts[0], parts[1]
 
 
-class DPoPResource:
+class DPoPResource(LoopbackServer):
     """The resource server; use as a context manager (it serves while inside).
 
     ``issuer``: the provider's; its introspection endpoint is ``{issuer}/token/introspection``,
@@ -126,26 +127,7 @@ class DPoPResource:
         self._introspection_client = introspection_client
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
-        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> DPoPResource:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(_handler(self))
 
     def url(self, path: str) -> str:
         """``path`` (starting with ``/``) at this resource."""
@@ -273,11 +255,6 @@ class DPoPResource:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # 32 cold threads connect at once
 
 
 def _handler(resource: DPoPResource) -> type[BaseHTTPRequestHandler]:
