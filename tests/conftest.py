@@ -80,6 +80,13 @@ def server() -> Iterator[OAuthTestServer]:
 
 
 @pytest.fixture
+def nonce_server() -> Iterator[OAuthTestServer]:
+    """The test server requiring DPoP nonces (RFC 9449 §8, §9) at both its servers."""
+    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, dpop_nonce=True) as srv:
+        yield srv
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

@@ -9,7 +9,6 @@ import logging
 import pickle
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +31,12 @@ from requests_oauthcc.testing import CheckedProof, OAuthTestServer
 from requests_oauthcc.testing.dpop import access_token_hash, jwk_thumbprint
 
 from .certs import Pki, make_pki
-from .conftest import in_threads, missing
+from .conftest import CLIENT_ID, CLIENT_SECRET, in_threads, missing
 from .keys import ec_pair, rsa_pair
 from .quirky import QuirkyServer
 from .rawserver import RawRequest, RawServer, raw_response
 
-CLIENT_ID, CLIENT_SECRET = "dpop-client", "dpop-secret-0123456789"
 KEY_ALGS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
-
-
-@pytest.fixture
-def dpop_server() -> Iterator[OAuthTestServer]:
-    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}) as server:
-        yield server
-
-
-@pytest.fixture
-def nonce_server() -> Iterator[OAuthTestServer]:
-    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, dpop_nonce=True) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +59,19 @@ def proofs_at(server: OAuthTestServer, where: str) -> list[CheckedProof]:
 
 @pytest.mark.parametrize("alg", KEY_ALGS)
 def test_generated_keys_bind_tokens_the_server_checks(
-    dpop_server: OAuthTestServer, alg: str
+    server: OAuthTestServer, alg: str
 ) -> None:
     """Each algorithm: the token is DPoP-bound to the key, and the resource accepts it."""
     key = DPoPKey.generate(alg)
-    auth = auth_for(dpop_server, key)
-    answer = requests.get(dpop_server.resource_url, auth=auth)
+    auth = auth_for(server, key)
+    answer = requests.get(server.resource_url, auth=auth)
     assert answer.status_code == 200
     assert answer.json()["dpop_jkt"] == key.thumbprint
     assert auth.token is not None and auth.token.token_type == "DPoP"
     assert answer.request.headers["Authorization"].startswith("DPoP ")
-    issued = dpop_server.issued_tokens()[auth.token.access_token]
+    issued = server.issued_tokens()[auth.token.access_token]
     assert issued.jkt == key.thumbprint
-    assert {proof.header["alg"] for _, proof in dpop_server.dpop_proofs} == {alg}
+    assert {proof.header["alg"] for _, proof in server.dpop_proofs} == {alg}
 
 
 def test_thumbprint_is_rfc7638_and_repr_shows_nothing_else(key: DPoPKey) -> None:
@@ -171,23 +157,23 @@ def test_unusable_keys_are_configuration_errors(make: Any) -> None:
     assert "PRIVATE KEY" not in str(caught.value)
 
 
-def test_the_auth_repr_shows_the_thumbprint_only(dpop_server: OAuthTestServer,
+def test_the_auth_repr_shows_the_thumbprint_only(server: OAuthTestServer,
                                                  key: DPoPKey) -> None:
     """The auth's repr names the key by algorithm and thumbprint."""
-    assert repr(auth_for(dpop_server, key)).endswith(f", dpop={key!r})")
+    assert repr(auth_for(server, key)).endswith(f", dpop={key!r})")
 
 
-def test_dpop_must_be_a_key(dpop_server: OAuthTestServer) -> None:
+def test_dpop_must_be_a_key(server: OAuthTestServer) -> None:
     """dpop= takes a DPoPKey, and says how to make one."""
     with pytest.raises(ConfigurationError, match=r"DPoPKey.generate\(\)"):
-        auth_for(dpop_server, ec_pair().private_pem)  # type: ignore[arg-type]
+        auth_for(server, ec_pair().private_pem)  # type: ignore[arg-type]
 
 
-def test_key_and_auth_pickle(dpop_server: OAuthTestServer, key: DPoPKey) -> None:
+def test_key_and_auth_pickle(server: OAuthTestServer, key: DPoPKey) -> None:
     """A pickled key (and an auth holding one) signs with the same key afterwards."""
     assert pickle.loads(pickle.dumps(key)).thumbprint == key.thumbprint
-    auth = pickle.loads(pickle.dumps(auth_for(dpop_server, key)))
-    assert requests.get(dpop_server.resource_url, auth=auth).json()["dpop_jkt"] == (
+    auth = pickle.loads(pickle.dumps(auth_for(server, key)))
+    assert requests.get(server.resource_url, auth=auth).json()["dpop_jkt"] == (
         key.thumbprint)
 
 
@@ -305,19 +291,19 @@ def test_proofs_never_reach_error_messages(key: DPoPKey) -> None:
 # -- API requests -------------------------------------------------------------------------
 
 
-def test_each_request_gets_a_fresh_proof_for_itself(dpop_server: OAuthTestServer,
+def test_each_request_gets_a_fresh_proof_for_itself(server: OAuthTestServer,
                                                      key: DPoPKey) -> None:
     """Distinct jti, the request's own method and URL (no query), ath of the token."""
     session = requests.Session()
-    session.auth = auth = auth_for(dpop_server, key)
+    session.auth = auth = auth_for(server, key)
     calls = [("GET", "/resource/a?x=1"), ("POST", "/resource/b#frag"), ("PUT", "/resource/a"),
              ("DELETE", "/resource/c?y=2&z=3"), ("GET", "/resource/a?x=1")]
     for method, path in calls:
-        assert session.request(method, dpop_server.url(path), data=b"body").status_code == 200
-    seen = proofs_at(dpop_server, "resource")
+        assert session.request(method, server.url(path), data=b"body").status_code == 200
+    seen = proofs_at(server, "resource")
     assert len({p.jti for p in seen}) == 5
     assert [(p.htm, p.htu) for p in seen] == [
-        (m, dpop_server.url(p.partition("?")[0].partition("#")[0])) for m, p in calls]
+        (m, server.url(p.partition("?")[0].partition("#")[0])) for m, p in calls]
     assert auth.token is not None
     assert {p.ath for p in seen} == {access_token_hash(auth.token.access_token)}
 
@@ -325,27 +311,27 @@ def test_each_request_gets_a_fresh_proof_for_itself(dpop_server: OAuthTestServer
 @pytest.mark.parametrize(("status", "method", "hop_method"), [
     (302, "GET", "GET"), (303, "POST", "GET"), (307, "POST", "POST"), (308, "PUT", "PUT")])
 def test_each_redirect_hop_gets_a_proof_for_that_hop(
-    dpop_server: OAuthTestServer, key: DPoPKey, status: int, method: str, hop_method: str
+    server: OAuthTestServer, key: DPoPKey, status: int, method: str, hop_method: str
 ) -> None:
     """requests does not call the auth on a redirect: the hop still carries its own proof."""
-    auth = auth_for(dpop_server, key)
+    auth = auth_for(server, key)
     answer = requests.request(
-        method, dpop_server.url(f"/redirect?to=/resource/hop%3Fq%3D1&status={status}"),
+        method, server.url(f"/redirect?to=/resource/hop%3Fq%3D1&status={status}"),
         auth=auth, data=b"payload")
     assert answer.status_code == 200, answer.headers
-    (hop,) = proofs_at(dpop_server, "resource")
-    assert (hop.htm, hop.htu) == (hop_method, dpop_server.url("/resource/hop"))
+    (hop,) = proofs_at(server, "resource")
+    assert (hop.htm, hop.htu) == (hop_method, server.url("/resource/hop"))
 
 
 def test_a_redirect_to_another_host_carries_neither_token_nor_proof(
-    dpop_server: OAuthTestServer, key: DPoPKey
+    server: OAuthTestServer, key: DPoPKey
 ) -> None:
     """requests strips Authorization for another host; the proof goes with it."""
     with RawServer(lambda request: [(0, raw_response(200, b"{}"))],
                    host="127.0.0.2") as other:
         target = other.url("/elsewhere")
-        answer = requests.get(dpop_server.url(f"/redirect?to={target}"),
-                              auth=auth_for(dpop_server, key))
+        answer = requests.get(server.url(f"/redirect?to={target}"),
+                              auth=auth_for(server, key))
     assert answer.status_code == 200
     (request,) = other.requests
     assert "authorization" not in request.headers and "dpop" not in request.headers
@@ -379,7 +365,7 @@ def test_a_rotated_nonce_is_learned_without_an_extra_round_trip(
 
 
 def test_a_resource_that_keeps_asking_for_a_nonce_gets_one_retry(
-    dpop_server: OAuthTestServer, key: DPoPKey
+    server: OAuthTestServer, key: DPoPKey
 ) -> None:
     """An endless use_dpop_nonce: the 401 is returned after two requests, no token request."""
     def ask_again(request: RawRequest) -> list[tuple[float, bytes]]:
@@ -387,13 +373,13 @@ def test_a_resource_that_keeps_asking_for_a_nonce_gets_one_retry(
             "WWW-Authenticate": 'DPoP error="use_dpop_nonce", algs="ES256"',
             "DPoP-Nonce": secrets.token_urlsafe(12)}))]
 
-    auth = auth_for(dpop_server, key)
+    auth = auth_for(server, key)
     with RawServer(ask_again, keep_alive=True) as api:
         for calls in (1, 2):
             answer = requests.get(api.url("/data"), auth=auth)
             assert answer.status_code == 401
             assert len(api.requests) == 2 * calls
-    assert dpop_server.token_requests == 1
+    assert server.token_requests == 1
     first, second = (json.loads(_payload(r.headers["dpop"])) for r in api.requests[:2])
     assert "nonce" not in first and second["nonce"]
 
@@ -457,11 +443,11 @@ def test_32_cold_threads_make_one_token_fetch(key: DPoPKey, nonces: bool) -> Non
             proofs_at(server, "resource"))
 
 
-def test_no_proof_goes_where_the_token_does_not(dpop_server: OAuthTestServer,
+def test_no_proof_goes_where_the_token_does_not(server: OAuthTestServer,
                                                 key: DPoPKey) -> None:
     """allowed_origins: a request elsewhere gets neither the token nor a proof."""
-    auth = auth_for(dpop_server, key, allowed_origins=["https://api.example.com"])
-    answer = requests.get(dpop_server.resource_url, auth=auth)
+    auth = auth_for(server, key, allowed_origins=["https://api.example.com"])
+    answer = requests.get(server.resource_url, auth=auth)
     assert answer.status_code == 401
     assert "DPoP" not in answer.request.headers and "Authorization" not in answer.request.headers
 
@@ -509,24 +495,24 @@ def test_only_well_formed_nonces_are_kept(value: str) -> None:
 _KEY = DPoPKey.generate()
 
 
-def test_a_refused_proof_keeps_the_token(dpop_server: OAuthTestServer, key: DPoPKey) -> None:
+def test_a_refused_proof_keeps_the_token(server: OAuthTestServer, key: DPoPKey) -> None:
     """401 invalid_dpop_proof refuses the proof, not the token (RFC 9449 §7.1): a new token
     bound to the same key cannot help, so none is fetched and the 401 is returned."""
     def refuse_proof(request: RawRequest) -> list[tuple[float, bytes]]:
         return [(0, raw_response(401, b"{}", {
             "WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="PS256"'}))]
 
-    auth = auth_for(dpop_server, key)
+    auth = auth_for(server, key)
     with RawServer(refuse_proof, keep_alive=True) as api:
         for _ in range(3):
             assert requests.get(api.url("/data"), auth=auth).status_code == 401
         assert len(api.requests) == 3
-    assert dpop_server.token_requests == 1
+    assert server.token_requests == 1
 
 
 @pytest.mark.parametrize("form", ["////{host}/steal", "//{host}/steal"])
 def test_a_location_naming_another_host_oddly_gets_no_proof(
-    dpop_server: OAuthTestServer, key: DPoPKey, form: str
+    server: OAuthTestServer, key: DPoPKey, form: str
 ) -> None:
     """The hop's URL is built by requests' own steps: a ``////host`` Location reaches that
     host, without the token, and so without a proof (an outside review got one sent)."""
@@ -534,8 +520,8 @@ def test_a_location_naming_another_host_oddly_gets_no_proof(
                    host="127.0.0.2") as other:
         host = other.url("").split("//")[1].rstrip("/")
         target = form.format(host=host)
-        answer = requests.get(dpop_server.url("/redirect"), params={"to": target},
-                              auth=auth_for(dpop_server, key))
+        answer = requests.get(server.url("/redirect"), params={"to": target},
+                              auth=auth_for(server, key))
     assert answer.status_code == 200 and other.requests, answer.url
     for request in other.requests:
         assert "authorization" not in request.headers and "dpop" not in request.headers
@@ -562,14 +548,14 @@ def test_a_bearer_replacement_goes_without_the_old_proof(key: DPoPKey) -> None:
     assert all("dpop" not in r.headers for r in other.requests)
 
 
-def test_user_info_in_the_url_stays_out_of_the_proof(dpop_server: OAuthTestServer,
+def test_user_info_in_the_url_stays_out_of_the_proof(server: OAuthTestServer,
                                                      key: DPoPKey) -> None:
     """htu is the target URI, which has no user info (RFC 9110 §7.1): a password in the
     URL is not signed into a proof the server may log."""
-    url = dpop_server.resource_url.replace("http://", "http://alice:hunter2@")
-    assert requests.get(url, auth=auth_for(dpop_server, key)).status_code == 200
-    (proof,) = proofs_at(dpop_server, "resource")
-    assert proof.htu == dpop_server.resource_url and "hunter2" not in proof.htu
+    url = server.resource_url.replace("http://", "http://alice:hunter2@")
+    assert requests.get(url, auth=auth_for(server, key)).status_code == 200
+    (proof,) = proofs_at(server, "resource")
+    assert proof.htu == server.resource_url and "hunter2" not in proof.htu
 
 
 def test_an_upper_case_token_url_still_finds_its_nonce(key: DPoPKey) -> None:
@@ -584,20 +570,20 @@ def test_an_upper_case_token_url_still_finds_its_nonce(key: DPoPKey) -> None:
 
 
 def test_logs_show_requests_without_user_info_or_query(
-    dpop_server: OAuthTestServer, key: DPoPKey, caplog: pytest.LogCaptureFixture
+    server: OAuthTestServer, key: DPoPKey, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The retry's log lines name the request by its target URI: a password in the URL or
     a key in its query is not logged."""
-    url = dpop_server.url("/unauthorized").replace("http://", "http://alice:hunter2@")
+    url = server.url("/unauthorized").replace("http://", "http://alice:hunter2@")
     with caplog.at_level(logging.DEBUG, "requests_oauthcc"):
-        requests.get(url, params={"api_key": "k-123"}, auth=auth_for(dpop_server, key))
+        requests.get(url, params={"api_key": "k-123"}, auth=auth_for(server, key))
     assert "retrying once with a new token" in caplog.text
     assert "hunter2" not in caplog.text and "k-123" not in caplog.text
 
 
 @pytest.mark.parametrize("dpop", [True, False], ids=["dpop", "bearer"])
 def test_a_hop_to_an_origin_not_allowed_carries_neither_token_nor_proof(
-    dpop_server: OAuthTestServer, key: DPoPKey, dpop: bool, tmp_path: Path
+    server: OAuthTestServer, key: DPoPKey, dpop: bool, tmp_path: Path
 ) -> None:
     """requests keeps Authorization from http:80 to https:443 on one host, so a redirect
     there took the token past allowed_origins; the hook now removes it (and the proof), and
@@ -612,7 +598,7 @@ def test_a_hop_to_an_origin_not_allowed_carries_neither_token_nor_proof(
                 301, b"", {"Location": "https://127.0.0.5/sec"}))], host="127.0.0.5", port=80))
         except OSError as exc:
             missing(f"binding 127.0.0.5:80 and :443 ({exc.strerror}; run as root)")
-        auth = ClientCredentialsAuth(dpop_server.token_url, CLIENT_ID, CLIENT_SECRET,
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
                                      dpop=key if dpop else None, retries=0,
                                      allowed_origins=["http://127.0.0.5"])
         answer = requests.get("http://127.0.0.5/start", auth=auth, verify=pki.ca)
@@ -620,7 +606,7 @@ def test_a_hop_to_an_origin_not_allowed_carries_neither_token_nor_proof(
     assert "authorization" in entry.requests[0].headers
     (hop,) = other.requests
     assert "authorization" not in hop.headers and "dpop" not in hop.headers
-    assert dpop_server.token_requests == 1
+    assert server.token_requests == 1
 
 
 def _tls(pki: Pki) -> Any:
@@ -631,12 +617,12 @@ def _tls(pki: Pki) -> Any:
     return context
 
 
-def test_a_hops_proof_names_the_url_as_sent(dpop_server: OAuthTestServer,
+def test_a_hops_proof_names_the_url_as_sent(server: OAuthTestServer,
                                             key: DPoPKey) -> None:
     """urllib3 percent-encodes what requests leaves in a Location (``[``, ``]``): the hop's
     proof names the URL as sent, so the server accepts it."""
-    answer = requests.get(dpop_server.url("/redirect"), params={"to": "/resource/a[1]"},
-                          auth=auth_for(dpop_server, key))
+    answer = requests.get(server.url("/redirect"), params={"to": "/resource/a[1]"},
+                          auth=auth_for(server, key))
     assert answer.status_code == 200, answer.headers
-    (hop,) = proofs_at(dpop_server, "resource")
-    assert hop.htu == dpop_server.url("/resource/a%5B1%5D")
+    (hop,) = proofs_at(server, "resource")
+    assert hop.htu == server.url("/resource/a%5B1%5D")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = ProofKey.generate("ES256")
 OTHER = ProofKey.generate("EdDSA")
 ALGS = " ".join(DEFAULT_ALGS)
-
-
-@pytest.fixture
-def dpop_server() -> Iterator[OAuthTestServer]:
-    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}) as srv:
-        yield srv
-
-
-@pytest.fixture
-def nonce_server() -> Iterator[OAuthTestServer]:
-    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, dpop_nonce=True) as srv:
-        yield srv
 
 
 def ask_token(server: OAuthTestServer, proof: str | None = None, *,
@@ -76,22 +63,22 @@ def challenge(response: requests.Response) -> str:
 
 # -- token endpoint (RFC 9449 §5, §8) -----------------------------------------------------
 
-def test_a_valid_proof_gets_a_dpop_token_bound_to_its_key(dpop_server: OAuthTestServer) -> None:
+def test_a_valid_proof_gets_a_dpop_token_bound_to_its_key(server: OAuthTestServer) -> None:
     """token_type DPoP; the issued token's jkt is the proof key's thumbprint; recorded."""
-    answer = ask_token(dpop_server, KEY.proof("POST", dpop_server.token_url))
+    answer = ask_token(server, KEY.proof("POST", server.token_url))
     assert answer.status_code == 200 and answer.json()["token_type"] == "DPoP"
-    issued = dpop_server.issued_tokens()[answer.json()["access_token"]]
+    issued = server.issued_tokens()[answer.json()["access_token"]]
     assert issued.jkt == jwk_thumbprint(KEY.public_jwk())
-    [(where, proof)] = dpop_server.dpop_proofs
+    [(where, proof)] = server.dpop_proofs
     assert where == "token" and proof.thumbprint == issued.jkt and proof.htm == "POST"
     assert "DPoP-Nonce" not in answer.headers
 
 
-def test_without_a_proof_tokens_stay_bearer(dpop_server: OAuthTestServer) -> None:
+def test_without_a_proof_tokens_stay_bearer(server: OAuthTestServer) -> None:
     """No DPoP header: a Bearer token with no jkt, as before."""
-    answer = ask_token(dpop_server)
+    answer = ask_token(server)
     assert answer.json()["token_type"] == "Bearer"
-    assert dpop_server.issued_tokens()[answer.json()["access_token"]].jkt is None
+    assert server.issued_tokens()[answer.json()["access_token"]].jkt is None
 
 
 def test_dpop_required_refuses_requests_without_a_proof() -> None:
@@ -106,31 +93,31 @@ def test_dpop_required_refuses_requests_without_a_proof() -> None:
 
 @pytest.mark.parametrize("change", ["htm", "htu", "typ", "key", "iat"])
 def test_an_invalid_proof_at_the_token_endpoint_is_400(
-    dpop_server: OAuthTestServer, change: str
+    server: OAuthTestServer, change: str
 ) -> None:
     """A proof for GET, for another URL, of the wrong typ, signed by another key than its
     jwk, or stale: 400 invalid_dpop_proof, no token, the request logged unauthenticated."""
-    url = dpop_server.token_url
+    url = server.token_url
     proof = {
         "htm": lambda: KEY.proof("GET", url),
-        "htu": lambda: KEY.proof("POST", dpop_server.resource_url),
+        "htu": lambda: KEY.proof("POST", server.resource_url),
         "typ": lambda: KEY.proof("POST", url, header={"typ": "JWT"}),
         "key": lambda: OTHER.sign(KEY.header(), KEY.claims("POST", url)),
         "iat": lambda: KEY.proof("POST", url, {"iat": 1}),
     }[change]()
-    answer = ask_token(dpop_server, proof)
+    answer = ask_token(server, proof)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_dpop_proof"
     assert proof not in answer.text
-    assert dpop_server.issued_tokens() == {} and dpop_server.dpop_proofs == []
-    assert dpop_server.token_log[-1].client_id is None
+    assert server.issued_tokens() == {} and server.dpop_proofs == []
+    assert server.token_log[-1].client_id is None
 
 
-def test_htu_is_the_token_url_as_addressed(dpop_server: OAuthTestServer) -> None:
+def test_htu_is_the_token_url_as_addressed(server: OAuthTestServer) -> None:
     """Addressed as localhost, the proof must name localhost (the Host header), not the
     server's 127.0.0.1."""
-    url = f"http://localhost:{dpop_server.port}/token"
-    assert ask_token(dpop_server, KEY.proof("POST", url), url=url).status_code == 200
-    refused = ask_token(dpop_server, KEY.proof("POST", dpop_server.token_url), url=url)
+    url = f"http://localhost:{server.port}/token"
+    assert ask_token(server, KEY.proof("POST", url), url=url).status_code == 200
+    refused = ask_token(server, KEY.proof("POST", server.token_url), url=url)
     assert refused.json()["error"] == "invalid_dpop_proof"
 
 
@@ -181,37 +168,37 @@ def test_metadata_and_algs_follow_dpop_algs() -> None:
 # -- resource (RFC 9449 §7, §9) -----------------------------------------------------------
 
 @pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])
-def test_the_resource_accepts_the_right_proof(dpop_server: OAuthTestServer, alg: str) -> None:
+def test_the_resource_accepts_the_right_proof(server: OAuthTestServer, alg: str) -> None:
     """A DPoP token with a proof for this method, URL, token and key: 200, dpop_jkt set."""
     key = KEY if alg == "ES256" else ProofKey.generate(alg)
-    token = dpop_token(dpop_server, key)
-    answer = call(dpop_server, token, resource_proof(dpop_server, token, key))
+    token = dpop_token(server, key)
+    answer = call(server, token, resource_proof(server, token, key))
     assert answer.status_code == 200, answer.headers
     assert answer.json()["dpop_jkt"] == jwk_thumbprint(key.public_jwk())
-    where, proof = dpop_server.dpop_proofs[-1]
+    where, proof = server.dpop_proofs[-1]
     assert where == "resource" and proof.ath == access_token_hash(token)
-    post = call(dpop_server, token, resource_proof(dpop_server, token, key, method="POST",
+    post = call(server, token, resource_proof(server, token, key, method="POST",
                                                    path="/resource/x?q=1"),
                 method="POST", path="/resource/x?q=1")
     assert post.status_code == 200
 
 
-def test_the_resource_refuses_the_wrong_proofs(dpop_server: OAuthTestServer) -> None:
+def test_the_resource_refuses_the_wrong_proofs(server: OAuthTestServer) -> None:
     """Each §4.3/§7.1 violation is a 401 with the right DPoP challenge and algs."""
-    token = dpop_token(dpop_server)
-    url = dpop_server.url("/resource/data")
-    replayed = resource_proof(dpop_server, token)
-    assert call(dpop_server, token, replayed).status_code == 200
+    token = dpop_token(server)
+    url = server.url("/resource/data")
+    replayed = resource_proof(server, token)
+    assert call(server, token, replayed).status_code == 200
     cases = {
-        "no proof": call(dpop_server, token, None),
-        "other key": call(dpop_server, token, resource_proof(dpop_server, token, OTHER)),
-        "no ath": call(dpop_server, token, KEY.proof("GET", url)),
-        "wrong ath": call(dpop_server, token, KEY.proof("GET", url, {"ath": "x"})),
-        "wrong htm": call(dpop_server, token, resource_proof(dpop_server, token,
+        "no proof": call(server, token, None),
+        "other key": call(server, token, resource_proof(server, token, OTHER)),
+        "no ath": call(server, token, KEY.proof("GET", url)),
+        "wrong ath": call(server, token, KEY.proof("GET", url, {"ath": "x"})),
+        "wrong htm": call(server, token, resource_proof(server, token,
                                                              method="POST")),
-        "wrong htu": call(dpop_server, token, KEY.proof(
-            "GET", dpop_server.token_url, {"ath": access_token_hash(token)})),
-        "replayed": call(dpop_server, token, replayed),
+        "wrong htu": call(server, token, KEY.proof(
+            "GET", server.token_url, {"ath": access_token_hash(token)})),
+        "replayed": call(server, token, replayed),
     }
     for name, answer in cases.items():
         header = challenge(answer)
@@ -219,53 +206,53 @@ def test_the_resource_refuses_the_wrong_proofs(dpop_server: OAuthTestServer) -> 
         assert f'algs="{ALGS}"' in header, name
         assert token not in header and token not in answer.text, name
         assert answer.json() == {"error": "invalid_dpop_proof"}
-    connection = http.client.HTTPConnection("127.0.0.1", dpop_server.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     connection.putrequest("GET", "/resource/data")
     connection.putheader("Authorization", f"DPoP {token}")
     for _ in range(2):  # two DPoP header fields: refused even if each is valid
-        connection.putheader("DPoP", resource_proof(dpop_server, token))
+        connection.putheader("DPoP", resource_proof(server, token))
     connection.endheaders()
     two = connection.getresponse()
     assert two.status == 401 and 'error="invalid_dpop_proof"' in two.headers["WWW-Authenticate"]
     connection.close()
-    assert dpop_server.resource_rejections == len(cases) + 1
+    assert server.resource_rejections == len(cases) + 1
 
 
-def test_token_scheme_mismatches_are_invalid_token(dpop_server: OAuthTestServer) -> None:
+def test_token_scheme_mismatches_are_invalid_token(server: OAuthTestServer) -> None:
     """A bound token sent as Bearer (no downgrade, §7.2), an unbound one sent as DPoP, an
     unknown or revoked one: 401 DPoP error="invalid_token"."""
-    token = dpop_token(dpop_server)
-    bearer = ask_token(dpop_server).json()["access_token"]
+    token = dpop_token(server)
+    bearer = ask_token(server).json()["access_token"]
     answers = [
-        call(dpop_server, token, resource_proof(dpop_server, token), scheme="Bearer"),
-        call(dpop_server, token, None, scheme="Bearer"),
-        call(dpop_server, bearer, resource_proof(dpop_server, bearer)),
-        call(dpop_server, "unknown", resource_proof(dpop_server, "unknown")),
+        call(server, token, resource_proof(server, token), scheme="Bearer"),
+        call(server, token, None, scheme="Bearer"),
+        call(server, bearer, resource_proof(server, bearer)),
+        call(server, "unknown", resource_proof(server, "unknown")),
     ]
-    dpop_server.revoke_all()
-    answers.append(call(dpop_server, token, resource_proof(dpop_server, token)))
+    server.revoke_all()
+    answers.append(call(server, token, resource_proof(server, token)))
     for answer in answers:
         header = challenge(answer)
         assert header.startswith('DPoP error="invalid_token"') and f'algs="{ALGS}"' in header
 
 
-def test_bearer_tokens_work_as_before(dpop_server: OAuthTestServer) -> None:
+def test_bearer_tokens_work_as_before(server: OAuthTestServer) -> None:
     """Bearer: 200 with dpop_jkt null (a DPoP header is ignored), the same RFC 6750 401."""
-    bearer = ask_token(dpop_server).json()["access_token"]
-    ok = call(dpop_server, bearer, KEY.proof("GET", dpop_server.url("/resource/data")),
+    bearer = ask_token(server).json()["access_token"]
+    ok = call(server, bearer, KEY.proof("GET", server.url("/resource/data")),
               scheme="Bearer")
     assert ok.status_code == 200 and ok.json()["dpop_jkt"] is None
-    assert challenge(call(dpop_server, "nope", None, scheme="Bearer")) == (
+    assert challenge(call(server, "nope", None, scheme="Bearer")) == (
         'Bearer realm="resource", error="invalid_token"')
-    assert dpop_server.dpop_proofs == []
+    assert server.dpop_proofs == []
 
 
-def test_expired_dpop_tokens_keep_their_binding(dpop_server: OAuthTestServer) -> None:
+def test_expired_dpop_tokens_keep_their_binding(server: OAuthTestServer) -> None:
     """expire_all keeps jkt; the expired token is then invalid_token."""
-    token = dpop_token(dpop_server)
-    dpop_server.expire_all()
-    assert dpop_server.issued_tokens()[token].jkt == jwk_thumbprint(KEY.public_jwk())
-    header = challenge(call(dpop_server, token, resource_proof(dpop_server, token)))
+    token = dpop_token(server)
+    server.expire_all()
+    assert server.issued_tokens()[token].jkt == jwk_thumbprint(KEY.public_jwk())
+    header = challenge(call(server, token, resource_proof(server, token)))
     assert 'error="invalid_token"' in header
 
 
