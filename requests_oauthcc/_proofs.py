@@ -71,7 +71,7 @@ class Proofs:
     def for_request(self, method: str, url: str, token: Token) -> SensitiveText:
         """A proof for a resource request carrying ``token`` (with its ``ath``)."""
         return self.key.proof(method, url, access_token=token.access_token,
-                              nonce=self._nonces.get(prepared_origin(url)))
+                              nonce=self.nonce(url))
 
     def learn(self, response: requests.Response, *, token_endpoint: bool = False) -> bool:
         """Keep the ``DPoP-Nonce`` of ``response`` for its request's origin.
