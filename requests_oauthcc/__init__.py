@@ -11,6 +11,7 @@ from .auth import ClientCredentialsAuth
 from .client_auth import SecretFile
 from .errors import (
     ConfigurationError,
+    CredentialError,
     DiscoveryError,
     InsecureTransportError,
     InvalidClientError,
@@ -72,6 +73,7 @@ __all__ = [
     "CacheError",
     "ClientCredentialsAuth",
     "ConfigurationError",
+    "CredentialError",
     "DPoPKey",
     "DiscoveryError",
     "EncryptedTokenCache",

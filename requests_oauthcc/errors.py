@@ -27,6 +27,7 @@ import requests
 
 __all__ = [
     "ConfigurationError",
+    "CredentialError",
     "DiscoveryError",
     "InsecureTransportError",
     "InvalidClientError",
@@ -57,6 +58,17 @@ class OAuthError(requests.RequestException):
 
 class ConfigurationError(OAuthError, ValueError):
     """An argument or environment setting is wrong; the message says which and how to fix it."""
+
+
+class CredentialError(OAuthError):
+    """The client's own credential could not be had when a token request needed it.
+
+    A credential file that was readable when the auth was built has gone, or became
+    unreadable or empty; a client assertion has expired and its source gave no newer one
+    (the platform did not rotate it); a platform's token service (GitHub Actions OIDC)
+    failed. Raised before anything is sent to the token endpoint. At construction the same
+    problems are a :class:`ConfigurationError`. The message never shows the credential.
+    """
 
 
 class InsecureTransportError(OAuthError):
