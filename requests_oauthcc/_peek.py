@@ -1,0 +1,58 @@
+"""Reading a JWT's header and claims without verifying it: to know when a client assertion
+from the platform expires (RFC 7519 §4.1.4 ``exp``), never to trust what it says.
+
+Stdlib only: a Kubernetes or Entra ID token file is sent as it is, with no need for PyJWT.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MAX_JWT_LENGTH", "expires_at", "peek"]
+
+MAX_JWT_LENGTH = 16 * 1024
+"""A JWT longer than this (characters) is refused unread: platform tokens are a few KiB."""
+
+
+def _segment(text: str, what: str) -> Mapping[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"its {what} is not a base64url-encoded JSON object")
+    return value
+
+
+def peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """``(header, claims)`` of the JWS compact serialization ``token`` (RFC 7515 §7.1),
+    not verified.
+
+    Raises :class:`ValueError` saying what is wrong with it; the message never quotes it.
+    """
+    if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH:
+        raise ValueError(f"it is not a JWT of at most {MAX_JWT_LENGTH} characters")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]) or not token.isascii():
+        raise ValueError("it is not a JWT (three base64url parts joined by dots)")
+    return _segment(parts[0], "header"), _segment(parts[1], "payload")
+
+
+def expires_at(claims: Mapping[str, Any]) -> float | None:
+    """The ``exp`` claim in seconds since the epoch, or ``None`` when there is none.
+
+    Raises :class:`ValueError` for an ``exp`` that is not a finite number (RFC 7519 §2
+    NumericDate).
+    """
+    exp = claims.get("exp")
+    if exp is None:
+        return None
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+        raise ValueError("its exp claim is not a number of seconds")
+    return float(exp)
