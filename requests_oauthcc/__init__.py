@@ -8,7 +8,6 @@
 from typing import TYPE_CHECKING, Any
 
 from .auth import ClientCredentialsAuth
-from .client_auth import SecretFile
 from .errors import (
     ConfigurationError,
     CredentialError,
@@ -31,6 +30,7 @@ from .errors import (
 )
 from .redaction import Secret
 from .retry import TokenRetry
+from .sources import SecretFile
 from .token import Token
 
 if TYPE_CHECKING:

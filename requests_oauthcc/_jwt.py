@@ -74,18 +74,38 @@ def _signing_key_from_der(der: bytes, alg: str, kid: str | None) -> SigningKey:
     return SigningKey(serialization.load_der_private_key(der, password=None), alg, kid)
 
 
+def is_key_path(source: object) -> bool:
+    """Whether ``source`` (as ``private_key=`` takes it) names a file rather than holding
+    the key: an :class:`os.PathLike`, or a one-line string that is neither a PEM nor a JWK
+    and not longer than any path."""
+    if isinstance(source, os.PathLike):
+        return True
+    return (isinstance(source, str) and bool(source.strip()) and "-----BEGIN" not in source
+            and source.lstrip()[:1] != "{" and "\n" not in source and len(source) <= 4096)
+
+
 def load_signing_key(
     private_key: PrivateKeySource, key_id: str | None = None, alg: str | None = None,
-    *, what: str = "private_key",
+    *, what: str = "private_key", password: str | bytes | None = None,
 ) -> SigningKey:
     """Load ``private_key`` and pick (or check) the signing algorithm for its type.
 
     ``private_key``: a PEM (text or bytes), a private JWK (a dict, or its JSON text), or a
-    path to a file holding either (a JWK Set of one key too). ``what`` names the key in
-    error messages (the option it came from), which never show the key.
+    path to a file holding either (a JWK Set of one key too). ``password``: the password of
+    an encrypted PEM (PKCS #8 or traditional OpenSSL encryption). ``what`` names the key in
+    error messages (the option it came from), which never show the key or the password.
+    Raises :class:`ConfigurationError`.
     """
     jwt = require_pyjwt()
     material = _key_material(private_key, what)
+    if password is not None and not isinstance(password, (str, bytes)):
+        raise ConfigurationError(
+            f"private_key_password must be a str, bytes or a callable returning one; got "
+            f"{type(password).__name__}")
+    if isinstance(material, Mapping) and password is not None:
+        raise ConfigurationError(
+            f"{what} is a JWK, which is never encrypted: private_key_password= applies to an "
+            "encrypted PEM; remove it")
     if isinstance(material, Mapping):
         if material.get("kty") not in ("EC", "RSA", "OKP"):
             raise ConfigurationError(
@@ -107,7 +127,7 @@ def load_signing_key(
         key_id = key_id or material.get("kid")
         alg = alg or material.get("alg")
     else:
-        key = _load_pem(material, what)
+        key = _load_pem(material, what, password)
     return SigningKey(key=key, alg=_check_alg(key, alg, what), kid=key_id)
 
 
@@ -166,7 +186,7 @@ def _jwk_of(data: bytes, what: str) -> Mapping[str, Any]:
     return document
 
 
-def _load_pem(data: bytes, what: str) -> Any:
+def _load_pem(data: bytes, what: str, password: str | bytes | None = None) -> Any:
     from cryptography.hazmat.primitives import serialization
 
     if data.find(b"PRIVATE KEY") < 0:
@@ -174,12 +194,26 @@ def _load_pem(data: bytes, what: str) -> Any:
                  "holds a public key or a certificate, not a private key"
                  if data.find(b"-----BEGIN") >= 0 else "holds no PEM private key")
         raise ConfigurationError(f"{what} {found}")
+    if password is not None and not password:
+        raise ConfigurationError("private_key_password is empty; give the key's password")
+    secret = password.encode("utf-8") if isinstance(password, str) else password
+    encrypted = data.find(b"ENCRYPTED") >= 0
+    kind = None
     try:
-        return serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        kind = "encrypted keys are not supported" if "password" in str(exc).lower() else (
-            "unreadable PEM" + (" (its line breaks are written as \\n: use real ones)"
-                                if data.find(b"\\n") >= 0 else ""))
+        return serialization.load_pem_private_key(data, password=SensitiveBytes(secret)
+                                                  if secret is not None else None)
+    except (ValueError, TypeError):  # their messages say nothing we do not say better
+        if encrypted and secret is None:
+            kind = "it is encrypted: give its password" + (
+                " as private_key_password=" if what.startswith("private_key") else "")
+        elif encrypted:
+            kind = "private_key_password is not this key's password (or the key is damaged)"
+        elif secret is not None:
+            kind = ("private_key_password was given, but the key is not encrypted: remove the "
+                    "password, or give the encrypted key")
+        else:
+            kind = "unreadable PEM" + (" (its line breaks are written as \\n: use real ones)"
+                                       if data.find(b"\\n") >= 0 else "")
     raise ConfigurationError(f"{what} could not be loaded: {kind}")
 
 

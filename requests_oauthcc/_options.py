@@ -16,18 +16,22 @@ from urllib3.util import parse_url
 
 from ._files import shown_path
 from ._urls import clear_text_reason, origin, sends_in_clear
-from .client_auth import Cert, SecretFile, SecretSource, check_cert
+from .client_auth import SecretSource
 from .endpoint import Timeout
 from .errors import ConfigurationError, InsecureTransportError
+from .form import check_text
+from .sources import Cert, PrivateKey, SecretFile, check_cert
 
 if TYPE_CHECKING:
     from ._proofs import Proofs
 
 __all__ = [
     "Options",
+    "check_client_id",
     "check_dpop",
     "check_files",
     "check_origins",
+    "check_private_key",
     "check_seconds",
     "check_timeout",
     "check_transport",
@@ -186,3 +190,50 @@ def check_statuses(name: str, statuses: object) -> frozenset[int]:
             f"{name} must include 401, the status of a rejected token (RFC 6750 §3.1): "
             "use (401, 403)")
     return checked
+
+
+def check_client_id(client_id: object, has_assertion: bool, shared: bool) -> None:
+    """A non-empty string without control characters; ``None`` only with a client
+    assertion that names the client, and then not with a shared cache (whose key needs it)."""
+    if client_id is None and has_assertion:
+        if shared:
+            raise ConfigurationError(
+                "a shared cache needs client_id= to name the client in its keys; give the "
+                "client_id the assertion stands for")
+        return
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigurationError("client_id must be a non-empty string")
+    check_text("client_id", client_id)
+
+
+def check_private_key(
+    private_key: object, key_id: object, password: object, alg: object, assertion: object,
+) -> PrivateKey | None:
+    """The ``private_key`` options as one :class:`~requests_oauthcc.PrivateKey`, loaded once
+    now (:class:`ConfigurationError` if it cannot be), or ``None`` without a key."""
+    if private_key is None:
+        if key_id is not None or password is not None:
+            raise ConfigurationError(
+                "private_key_id and private_key_password go with private_key=; give the key")
+        return None
+    if assertion is not None:
+        raise ConfigurationError(
+            "give private_key= (to sign client assertions) or client_assertion= (an "
+            "assertion made elsewhere), not both")
+    if isinstance(private_key, PrivateKey):
+        if key_id is not None or password is not None:
+            raise ConfigurationError(
+                "private_key is a PrivateKey: give its key_id and password to PrivateKey(), "
+                "not as private_key_id= or private_key_password=")
+        if alg is not None and private_key.alg not in (None, alg):
+            raise ConfigurationError(
+                f"signing_alg {alg!r} differs from the PrivateKey's alg {private_key.alg!r}; "
+                "give one")
+        key = private_key if alg is None or private_key.alg == alg else PrivateKey(
+            private_key.source, key_id=private_key.key_id, password=private_key.password,
+            alg=alg)  # type: ignore[arg-type]
+    else:
+        key = PrivateKey(private_key, key_id=key_id, password=password,  # type: ignore[arg-type]
+                         alg=alg)  # type: ignore[arg-type]
+    key.check()
+    return key

@@ -22,9 +22,11 @@ import requests
 from ._destinations import Destinations, ProxyGuard
 from ._options import (
     Options,
+    check_client_id,
     check_dpop,
     check_files,
     check_origins,
+    check_private_key,
     check_seconds,
     check_statuses,
     check_timeout,
@@ -43,15 +45,16 @@ from .client_auth import (
 )
 from .endpoint import Timeout, TokenEndpoint, private_session
 from .errors import ConfigurationError
-from .form import check_text, grant_parameters
+from .form import grant_parameters
 from .redaction import hidden
 from .resend import Resender
 from .retry import TokenRetry
 from .reuse import TokenHolder
+from .sources import AssertionSource, CertFiles, PrivateKey, assertion_source
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
-    from ._jwt import PrivateKeySource, SigningKey
+    from ._jwt import PrivateKeySource
     from .cache import TokenCache
     from .discovery import DiscoveredEndpoint, Issuer
     from .dpop import DPoPKey
@@ -77,9 +80,11 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     Options (all keyword-only but the first three):
 
     ``token_url``: the token endpoint (https, or http to a loopback host).
-    ``client_id``: the client identifier.
+    ``client_id``: the client identifier; ``None`` only with ``client_assertion``, when the
+    assertion alone names the client (RFC 7521 §4.2 makes ``client_id`` optional then).
     ``client_secret``: a string, or a zero-argument callable returning one (called at
-    each token request, e.g. to re-read a rotated secret).
+    each token request, e.g. to re-read a rotated secret), or a
+    :class:`~requests_oauthcc.SecretFile` (read again when the file changes).
     ``scope``: a string or an iterable of strings (sent space-joined).
     ``audience``: the vendor ``audience`` parameter (Auth0, Okta, ...).
     ``resource``: an RFC 8707 resource indicator, or several (one form field each).
@@ -92,10 +97,24 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``client_id_in_body``: with ``client_secret_basic``, send ``client_id`` in the form
     too, as some servers require (RFC 6749 §2.3.1 does not ask for it; other methods
     send it already). Default ``False``.
-    ``private_key``: for ``private_key_jwt``, a PEM string or bytes, a path or a JWK dict;
-    ``private_key_id`` (the ``kid``), ``signing_alg`` and ``assertion_audience`` (the
-    assertion's ``aud``, default the token URL) refine it.
-    ``cert``: a client certificate for token requests, as requests takes it (mTLS methods).
+    ``private_key``: for ``private_key_jwt``, a PEM string or bytes, a JWK dict, a path (read
+    again when the file changes), a zero-argument callable returning one of those, or a
+    :class:`~requests_oauthcc.PrivateKey` grouping the key with its ``kid``, password and
+    algorithm; ``private_key_id`` (the ``kid``: a str, or a callable giving it at each token
+    request), ``private_key_password`` (for an encrypted PEM: str, bytes or a callable),
+    ``signing_alg`` and ``assertion_audience`` (the assertion's ``aud``, default the token
+    URL) refine it.
+    ``client_assertion``: a client assertion made elsewhere (RFC 7523 §2.2), sent as
+    ``client_assertion`` with ``private_key_jwt``: a zero-argument callable returning it
+    (:class:`~requests_oauthcc.platforms.GitHubActionsOIDC`, your own) or a
+    :class:`pathlib.Path` of a file holding it (a Kubernetes projected service-account
+    token, the Entra ID federated token file), read again when it changes. An assertion
+    whose ``exp`` has passed or passes within 5 s is read again; still stale, it is not
+    sent: :class:`~requests_oauthcc.CredentialError`.
+    ``cert``: a client certificate for token requests, as requests takes it (mTLS methods);
+    its files are checked at each token request, and after they change the token
+    Session's connections for the token URL are closed (a new certificate needs new TLS
+    connections).
     ``dpop``: a :class:`~requests_oauthcc.DPoPKey`: tokens are then bound to it (RFC 9449):
     every token request and every request carrying a DPoP token has a fresh proof, a
     redirect hop that keeps the token gets its own, and the servers' nonces are kept per
@@ -157,7 +176,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def __init__(  # noqa: PLR0915 - the one place that turns the options into objects
         self,
         token_url: str | Issuer,
-        client_id: str,
+        client_id: str | None,
         client_secret: SecretSource | None = None,
         *,
         scope: str | Iterable[str] | None = None,
@@ -166,10 +185,12 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         extra_params: Mapping[str, str | Iterable[str]] | None = None,
         auth_method: str | None = None,
         client_id_in_body: bool = False,
-        private_key: PrivateKeySource | None = None,
-        private_key_id: str | None = None,
+        private_key: PrivateKeySource | PrivateKey | Callable[[], PrivateKeySource] | None = None,
+        private_key_id: str | Callable[[], str | None] | None = None,
+        private_key_password: str | bytes | Callable[[], str | bytes] | None = None,
         signing_alg: str | None = None,
         assertion_audience: str | None = None,
+        client_assertion: AssertionSource | None = None,
         cert: Cert | None = None,
         dpop: DPoPKey | None = None,
         cache: TokenCache | None = None,
@@ -185,6 +206,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ) -> None:
         client_secret = hold_secret(client_secret)  # from here on no frame local shows it
         private_key = hidden(private_key)  # a PEM text or a JWK: shown by no repr either
+        private_key_password = hidden(private_key_password)
         # One-shot iterables are kept as tuples: the options are read again by copies.
         scope, resource, allowed_origins, refresh_on = map(
             replayable, (scope, resource, allowed_origins, refresh_on))
@@ -196,20 +218,25 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         check_url("issuer" if issuer is not None else "token_url", url)
         assert isinstance(url, str)
         check_transport("issuer" if issuer else "token_url", url, session, insecure_allow_http)
-        if not isinstance(client_id, str) or not client_id:
-            raise ConfigurationError("client_id must be a non-empty string")
-        check_text("client_id", client_id)
+        check_client_id(client_id, client_assertion is not None, cache is not None)
         token_session = session if session is not None else private_session()
         cert = check_files(cert, token_session, client_secret)
         self._proofs = check_dpop(dpop)
+        key = check_private_key(private_key, private_key_id, private_key_password, signing_alg,
+                                client_assertion)
+        if key is not None:  # copies are built from the value, which pickles as it should
+            self._options.update(private_key=key, private_key_id=None,
+                                 private_key_password=None)
         credentials = ClientCredentials(
             secret=client_secret,
-            key=None if private_key is None else self._signing_key(
-                private_key, private_key_id, signing_alg),
+            key=key,
+            assertion=None if client_assertion is None else assertion_source(
+                client_assertion),
             signing_alg=signing_alg,
             assertion_audience=assertion_audience,
             has_cert=bool(cert or token_session.cert),
         )
+        cert_paths = cert or token_session.cert
         form = grant_parameters(
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
@@ -217,7 +244,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         checked_timeout = check_timeout(timeout)
         endpoint_for = partial(
             TokenEndpoint,
-            client_id=client_id,
+            client_id=client_id or "",
             session=token_session,
             form=form,
             requested_scope=requested_scope,
@@ -225,6 +252,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             retry=TokenRetry.from_value(retries),
             default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
+            cert_files=CertFiles(cert_paths) if cert_paths else None,
             allow_http=bool(insecure_allow_http),
             clock=clock,
             dpop=self._proofs,
@@ -262,9 +290,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             from .shared import shared_source
 
             shared = shared_source(
-                cache, self._source.fetch, token_url=url, client_id=client_id,
+                cache, self._source.fetch, token_url=url, client_id=client_id or "",
                 auth_method=auth_method or "(discovered)", secret=client_secret,
-                cert=cert or token_session.cert, signing_key=credentials.key, form=form,
+                cert=cert_paths, private_key=key, assertion=credentials.assertion, form=form,
                 audience=audience, dpop=self._proofs, leeway=checked_leeway, clock=clock)
         self._holder = TokenHolder(
             self._source.fetch, leeway=checked_leeway, clock=clock, shared=shared
@@ -359,29 +387,20 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     # -- copies -----------------------------------------------------------------------
 
-    def _signing_key(
-        self, private_key: PrivateKeySource, key_id: str | None, alg: str | None
-    ) -> SigningKey:
-        """The loaded key; copies are built from it, not from the file it came from."""
-        from ._jwt import SigningKey, load_signing_key
-
-        key = private_key if isinstance(private_key, SigningKey) else load_signing_key(
-            private_key, key_id, alg)
-        self._options["private_key"] = key
-        return key
-
     def __getstate__(self) -> dict[str, Any]:
         import pickle
 
-        secret = self._options["client_secret"]
-        if callable(secret):
+        for name in ("client_secret", "client_assertion", "private_key"):
+            value = self._options[name]
+            if value is None or isinstance(value, str):
+                continue
             try:
-                pickle.dumps(secret)
+                pickle.dumps(value)
             except Exception as exc:  # any failure to pickle: the error names the type
                 raise ConfigurationError(
-                    f"this auth cannot be pickled: its client_secret callable "
-                    f"({type(secret).__name__}) cannot be ({type(exc).__name__}); pass a "
-                    "SecretFile, a str or a module-level function to send it to another process"
+                    f"this auth cannot be pickled: its {name} ({type(value).__name__}) "
+                    f"cannot be ({type(exc).__name__}); pass a file (SecretFile, a Path), a "
+                    "str or a module-level function to send it to another process"
                 ) from exc
         return self._options
 

@@ -119,13 +119,17 @@ class CredentialFingerprint:
     the per-request path. Returns a SHA-256 hex digest over, for each credential present:
 
     - ``secret`` (a str, :class:`~requests_oauthcc.redaction.Secret`, or a zero-argument
-      callable such as :class:`~requests_oauthcc.client_auth.SecretFile`):
+      callable such as :class:`~requests_oauthcc.sources.SecretFile`):
       :func:`secret_fingerprint` (PBKDF2, ~40 ms). A callable is resolved at every call, so
       the key follows a rotated secret: processes holding the new secret share tokens
       under a new key, those still holding the old one keep theirs. The last value and its
       digest are kept, so the slow hash runs once per distinct secret value.
-    - ``private_key`` (``private_key_jwt``, a cryptography private key): SHA-256 of its
-      public key (SubjectPublicKeyInfo DER), computed once; a public value needs no slow hash.
+    - ``private_key`` (``private_key_jwt``, a :class:`~requests_oauthcc.PrivateKey`): SHA-256
+      of its current public key (SubjectPublicKeyInfo DER), computed again only when the
+      key rotates; a public value needs no slow hash.
+    - ``assertion`` (``client_assertion=``, a callable): SHA-256 of the current assertion's
+      ``iss`` and ``sub`` (read, not verified): the identity the platform vouches for,
+      which stays the same while the platform rotates the assertion itself.
     - ``cert`` (mTLS methods, as requests takes it): SHA-256 of the certificate file's
       contents, read at every call (requests reads it at each connection too); a file that
       cannot be read is named by its path.
@@ -142,20 +146,25 @@ class CredentialFingerprint:
         secret: object = None,
         private_key: Any = None,
         cert: str | tuple[str, str] | None = None,
+        assertion: Callable[[], str] | None = None,
     ) -> None:
         self._token_url = token_url
         self._client_id = client_id
         self._secret = secret
-        self._public_key = None if private_key is None else _public_key_digest(private_key)
+        self._private_key = private_key
+        self._assertion = assertion
         self._cert = cert
         self._memo: tuple[Secret, str] | None = None
+        self._key_memo: tuple[Any, str] | None = None
 
     def __call__(self) -> str:
         parts = []
         if self._secret is not None:
             parts.append("secret:" + self._secret_digest())
-        if self._public_key is not None:
-            parts.append("key:" + self._public_key)
+        if self._private_key is not None:
+            parts.append("key:" + self._public_key_digest())
+        if self._assertion is not None:
+            parts.append("assertion:" + _assertion_identity(self._assertion))
         if self._cert:
             parts.append("cert:" + _cert_digest(self._cert))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
@@ -174,12 +183,20 @@ class CredentialFingerprint:
         self._memo = (Secret(value), digest)
         return digest
 
+    def _public_key_digest(self) -> str:
+        key = self._private_key.current().key
+        memo = self._key_memo
+        if memo is None or memo[0] is not key:
+            memo = self._key_memo = (key, _public_key_digest(key))
+        return memo[1]
+
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_memo": None}
+        return {**self.__dict__, "_memo": None, "_key_memo": None}
 
     def __repr__(self) -> str:
         kinds = [name for name, value in (("secret", self._secret),
-                                          ("private_key", self._public_key),
+                                          ("private_key", self._private_key),
+                                          ("assertion", self._assertion),
                                           ("cert", self._cert)) if value]
         return f"CredentialFingerprint({self._client_id!r}, {'+'.join(kinds) or 'none'})"
 
@@ -191,6 +208,15 @@ def _public_key_digest(private_key: Any) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(der).hexdigest()
+
+
+def _assertion_identity(source: Callable[[], str]) -> str:
+    from ._peek import peek
+    from .sources import current_assertion
+
+    claims = peek(current_assertion(source))[1]
+    identity = json.dumps([claims.get("iss"), claims.get("sub")], default=str)
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def _cert_digest(cert: str | tuple[str, str]) -> str:

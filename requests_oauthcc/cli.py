@@ -164,7 +164,7 @@ def _secret_option(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
             raise _UsageError("--client-secret-stdin: stdin gave no secret")
         return {"client_secret": secret}
     if args.client_secret_file:
-        from .client_auth import SecretFile
+        from .sources import SecretFile
 
         return {"client_secret": SecretFile(args.client_secret_file)}
     return {}

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar, Protocol
 from urllib.parse import quote
 
-from ._files import read_small_file, shown_path
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .errors import ConfigurationError
 from .form import check_text
 from .redaction import Secret, SensitiveText, hidden
+from .sources import Cert, PrivateKey, current_assertion
 
 __all__ = [
     "AUTH_METHODS",
     "Cert",
+    "ClientAssertion",
     "ClientAuthMethod",
     "ClientAuthParts",
     "ClientCredentials",
@@ -33,11 +32,9 @@ __all__ = [
     "ClientSecretJWT",
     "ClientSecretPost",
     "PrivateKeyJWT",
-    "SecretFile",
     "SecretSource",
     "SelfSignedTLSClientAuth",
     "TLSClientAuth",
-    "check_cert",
     "default_auth_method",
     "hold_secret",
     "make_client_auth",
@@ -48,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 SecretSource = str | Secret | Callable[[], str]
 """A client secret, or a zero-argument callable returning it (read at each token request)."""
-
-Cert = str | tuple[str, str]
-"""A client certificate as requests takes it: a PEM path, or a ``(cert, key)`` pair."""
 
 DEFAULT_ASSERTION_LIFETIME = 60.0
 
@@ -192,16 +186,40 @@ class PrivateKeyJWT:
     """
 
     name: ClassVar[str] = "private_key_jwt"
-    key: SigningKey = field(repr=False)
+    key: PrivateKey = field(repr=False)
     assertion_audience: str | None = None
     assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         assertion = SensitiveText(sign_assertion(
-            self.key, client_id=client_id, audience=self.assertion_audience or token_url,
-            lifetime=self.assertion_lifetime,
+            self.key.current(), client_id=client_id,
+            audience=self.assertion_audience or token_url, lifetime=self.assertion_lifetime,
         ))
         return _assertion_parts(client_id, assertion)
+
+
+@dataclass(frozen=True)
+class ClientAssertion:
+    """A client assertion made elsewhere (RFC 7521 §4.2, RFC 7523 §2.2): a JWT the platform
+    hands to the workload (a Kubernetes service-account token, an Entra ID federated token,
+    a GitHub Actions ID token), sent as ``client_assertion``; ``client_id`` is sent too when
+    the client has one. Registered as ``private_key_jwt``: the assertion is signed with the
+    platform's private key, which the authorization server trusts.
+
+    ``source``: a zero-argument callable returning the assertion (an
+    :class:`~requests_oauthcc.sources.AssertionFile`, a
+    :class:`~requests_oauthcc.platforms.GitHubActionsOIDC`, your own function), asked at
+    each token request through :func:`~requests_oauthcc.sources.current_assertion`.
+    """
+
+    name: ClassVar[str] = "private_key_jwt"
+    source: Callable[[], str] = field(repr=False)
+
+    def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        assertion = current_assertion(self.source)
+        parts = _assertion_parts(client_id, assertion)
+        return ClientAuthParts(form=parts.form if client_id else parts.form[1:],
+                               secrets=parts.secrets)
 
 
 @dataclass(frozen=True)
@@ -261,95 +279,27 @@ class SelfSignedTLSClientAuth(TLSClientAuth):
 class ClientCredentials:
     """What the client may prove itself with; the auth method is chosen to fit.
 
-    ``secret``: a client secret (or a callable returning it). ``key``: a loaded signing
-    key. ``cert``: whether a client certificate is available to the token requests.
+    ``secret``: a client secret (or a callable returning it). ``key``: a
+    :class:`~requests_oauthcc.sources.PrivateKey`. ``assertion``: a client assertion's
+    source (``client_assertion=``). ``has_cert``: whether a client certificate is available
+    to the token requests.
     """
 
     secret: SecretSource | None = field(default=None, repr=False)
-    key: SigningKey | None = field(default=None, repr=False)
+    key: PrivateKey | None = field(default=None, repr=False)
+    assertion: Callable[[], str] | None = field(default=None, repr=False)
     signing_alg: str | None = None
     assertion_audience: str | None = None
     has_cert: bool = False
 
 
-def check_cert(cert: object, name: str = "cert") -> Cert | None:
-    """``cert`` as requests takes it, once each file named is known to be readable.
-
-    ``None``, a PEM path (certificate and key in one file), or a ``(cert, key)`` pair of
-    paths. Raises :class:`ConfigurationError` for another shape or a file that does not
-    exist or cannot be read, so a wrong path fails here and not at every token request.
-    """
-    if cert is None or cert == "":
-        return None
-    items: tuple[object, ...] = cert if isinstance(cert, tuple) else (cert,)
-    if len(items) not in (1, 2) or not all(isinstance(p, (str, os.PathLike)) for p in items):
-        raise ConfigurationError(
-            f"{name} must be a PEM file path or a (certificate, key) pair of paths"
-        )
-    paths = [str(Path(p)) for p in items]  # type: ignore[arg-type]
-    for path in paths:
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            raise ConfigurationError(
-                f"{name} file {shown_path(path)} does not exist or cannot be read; give the "
-                "path of a "
-                "PEM file"
-            )
-    return (paths[0], paths[1]) if len(paths) == 2 else paths[0]
-
-
 def default_auth_method(credentials: ClientCredentials) -> str:
-    """The method for ``auth_method=None``: key, then secret, then certificate."""
-    if credentials.key is not None:
+    """The method for ``auth_method=None``: key or assertion, then secret, then certificate."""
+    if credentials.key is not None or credentials.assertion is not None:
         return "private_key_jwt"
     if credentials.secret is not None or not credentials.has_cert:
         return "client_secret_basic"
     return "tls_client_auth"
-
-
-class SecretFile:
-    """A client secret read from a file at each token request (so rotation is picked up).
-
-    Surrounding whitespace (the usual trailing newline) is stripped. Callable, as
-    ``client_secret=`` accepts; ``repr`` shows the path, never the content.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def __call__(self) -> SensitiveText:
-        """The secret now in the file; :class:`ConfigurationError` if it cannot be read, is
-        not a regular file (a FIFO would block, ``/dev/zero`` never end), is larger than
-        64 KiB, is not UTF-8 text, or is empty."""
-        where = f"client secret file {shown_path(self.path)}"
-        problem: str | None = None
-        try:
-            data = read_small_file(self.path)
-        except OSError as exc:
-            problem = exc.strerror or type(exc).__name__
-        if problem is not None:
-            raise ConfigurationError(f"{where} could not be read: {problem}")
-        text: str | None
-        try:
-            text = data.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            text = None
-        if text is None:
-            raise ConfigurationError(
-                f"{where} is not UTF-8 text; write the secret as text (a trailing newline "
-                "is fine)"
-            )
-        if not text:
-            raise ConfigurationError(
-                f"client secret file {shown_path(self.path)} is empty; write the secret in it"
-            )
-        return SensitiveText(text)
-
-    def check(self) -> None:
-        """Raise :class:`ConfigurationError` now if the file cannot give a secret."""
-        self()
-
-    def __repr__(self) -> str:
-        return f"SecretFile({str(self.path)!r})"
 
 
 AUTH_METHODS = (
@@ -379,10 +329,8 @@ def make_client_auth(
         raise ConfigurationError(
             f"unknown auth_method {auth_method!r}; use one of: {', '.join(AUTH_METHODS)}"
         )
-    if auth_method == "private_key_jwt":
-        if credentials.key is None:
-            raise ConfigurationError("auth_method='private_key_jwt' needs private_key=")
-        return PrivateKeyJWT(credentials.key, credentials.assertion_audience)
+    if auth_method == "private_key_jwt" or credentials.assertion is not None:
+        return _private_key_jwt(auth_method, credentials)
     if auth_method in ("tls_client_auth", "self_signed_tls_client_auth"):
         if not credentials.has_cert:
             raise ConfigurationError(
@@ -423,3 +371,20 @@ def _client_secret_jwt(secret: SecretSource, credentials: ClientCredentials) -> 
             alg[2:],
         )
     return ClientSecretJWT(secret, alg, credentials.assertion_audience)
+
+
+def _private_key_jwt(
+    auth_method: str, credentials: ClientCredentials
+) -> PrivateKeyJWT | ClientAssertion:
+    """``private_key_jwt``: an assertion signed with ``private_key=``, or one made elsewhere
+    (``client_assertion=``), which is sent with no other method."""
+    if auth_method != "private_key_jwt":
+        raise ConfigurationError(
+            "client_assertion= is sent as a JWT client assertion, which is "
+            f"auth_method='private_key_jwt', not {auth_method!r}")
+    if credentials.assertion is not None:
+        return ClientAssertion(credentials.assertion)
+    if credentials.key is None:
+        raise ConfigurationError(
+            "auth_method='private_key_jwt' needs private_key= or client_assertion=")
+    return PrivateKeyJWT(credentials.key, credentials.assertion_audience)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._files import shown_path
-from .client_auth import SecretFile
 from .discovery import Issuer
 from .errors import ConfigurationError
 from .redaction import Secret
+from .sources import SecretFile
 
 if TYPE_CHECKING:
     from .dpop import DPoPKey

@@ -116,16 +116,18 @@ class DPoPKey:
         return cls(key, alg)
 
     @classmethod
-    def load(cls, source: PrivateKeySource, alg: str | None = None) -> DPoPKey:
+    def load(cls, source: PrivateKeySource, alg: str | None = None, *,
+             password: str | bytes | None = None) -> DPoPKey:
         """The key in ``source``: a PEM string or bytes, a private JWK (a dict or its JSON
         text; its ``alg`` is used when ``alg`` is not given), or a path to a file holding
-        either (the same forms as ``private_key=``).
+        either (the same forms as ``private_key=``), read once. ``password``: for an
+        encrypted PEM.
 
         ``alg`` defaults to the key's first algorithm: ``RS256`` for RSA, the curve's for
         EC, ``EdDSA`` for Ed25519. Raises :class:`~requests_oauthcc.ConfigurationError`
         naming what is wrong (never the key).
         """
-        loaded = load_signing_key(source, what="DPoP key")
+        loaded = load_signing_key(source, what="DPoP key", password=password)
         return cls(loaded.key, alg or loaded.alg)
 
     def with_alg(self, alg: str) -> DPoPKey:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from .client_auth import Cert, ClientAuthMethod, ClientAuthParts
+from .client_auth import ClientAuthMethod, ClientAuthParts
 from .errors import (
     InvalidTokenResponseError,
     TokenEndpointConnectionError,
@@ -28,6 +28,7 @@ from .errors import (
 from .redaction import REDACTED, Redactor, SensitiveText, without_frames
 from .response import interpret_token_response
 from .retry import TokenRetry
+from .sources import Cert, CertFiles
 from .token import Token
 from .transport import MAX_BODY_BYTES, Timeout, exchange, without_credentials
 
@@ -53,6 +54,9 @@ class TokenEndpoint:
     ``allow_http``: send over plain http even off this host (``insecure_allow_http``).
     ``clock`` stamps ``issued_at``/``expires_at``. ``dpop``: the auth's DPoP proofs: each
     token request then carries a proof and asks for a DPoP-bound token (RFC 9449 §5).
+    ``cert_files``: the client certificate files (``cert``, or the Session's), checked at
+    each token request: after they change, the connections the Session keeps for the
+    token URL (opened with the old certificate) are closed, not reused.
     """
 
     token_url: str
@@ -65,6 +69,7 @@ class TokenEndpoint:
     retry: TokenRetry = field(default_factory=TokenRetry)
     default_lifetime: float | None = None
     cert: Cert | None = field(default=None, repr=False)
+    cert_files: CertFiles | None = field(default=None, repr=False)
     max_body_bytes: int = MAX_BODY_BYTES
     allow_http: bool = False
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
@@ -157,6 +162,8 @@ class TokenEndpoint:
         # No local of this frame shows a credential: the body and the headers are
         # SensitiveText, the parts and the redactor have no revealing repr.
         parts = self.client_auth.authenticate(self.client_id, self.token_url)
+        if self.cert_files is not None and self.cert_files.changed():
+            self.session.get_adapter(self.token_url).close()  # its pools: new ones follow
         headers = {"Accept": "application/json", "Content-Type": _FORM, **parts.headers}
         if self.dpop is not None:
             headers["DPoP"] = self.dpop.for_token_request(self.token_url)

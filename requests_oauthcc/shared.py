@@ -17,8 +17,8 @@ from .token import Token, UnusableToken, token_from_record, token_to_record
 from .transport import Watchdog
 
 if TYPE_CHECKING:
-    from ._jwt import SigningKey
     from ._proofs import Proofs
+    from .sources import PrivateKey
 
 __all__ = ["SharedTokenSource", "shared_source"]
 
@@ -40,7 +40,8 @@ def shared_source(
     auth_method: str,
     secret: object,
     cert: str | tuple[str, str] | None,
-    signing_key: SigningKey | None,
+    private_key: PrivateKey | None,
+    assertion: Callable[[], str] | None,
     form: Sequence[tuple[str, str]],
     audience: str | None,
     dpop: Proofs | None,
@@ -55,8 +56,8 @@ def shared_source(
 
     key = CacheKey(
         CredentialFingerprint(
-            token_url, client_id, secret=secret, cert=cert,
-            private_key=None if signing_key is None else signing_key.key),
+            token_url, client_id, secret=secret, cert=cert, private_key=private_key,
+            assertion=assertion),
         token_url=token_url, client_id=client_id, auth_method=auth_method,
         scope=dict(form).get("scope"), audience=audience,
         resources=[v for k, v in form if k == "resource"],

@@ -63,7 +63,6 @@ from requests.hooks import dispatch_hook
 from requests.structures import CaseInsensitiveDict
 
 from ._urls import sends_in_clear
-from .client_auth import Cert
 from .errors import InsecureTransportError, OAuthError
 from .redaction import (
     NO_SECRETS,
@@ -74,6 +73,7 @@ from .redaction import (
     server_text,
     without_frames,
 )
+from .sources import Cert
 
 __all__ = [
     "MAX_BODY_BYTES",

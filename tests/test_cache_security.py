@@ -47,7 +47,7 @@ from requests_oauthcc.cache_key import (
     key_salt,
     secret_fingerprint,
 )
-from requests_oauthcc.client_auth import SecretFile
+from requests_oauthcc.sources import SecretFile
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, RedisProcess, Spec

@@ -294,7 +294,7 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
     jwk = pair.private_jwk()
     broken_jwk = {**jwk, "d": "QUJD" + jwk["d"][4:-6]}  # a private key that is not one
     files = {
-        "encrypted.pem": (encrypted, "encrypted keys are not supported"),
+        "encrypted.pem": (encrypted, "it is encrypted: give its password"),
         "public.pem": (pair.public_pem, "a public key or a certificate, not a private key"),
         "empty.pem": ("", "is empty"),
         "readme.txt": ("just some text, not a key\n", "holds no PEM private key"),

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth, ConfigurationError, Secret, SecretFile
+from requests_oauthcc import (
+    ClientCredentialsAuth,
+    ConfigurationError,
+    CredentialError,
+    Secret,
+    SecretFile,
+)
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
@@ -53,8 +59,9 @@ def test_arguments_that_cannot_work_fail_in_the_constructor(
 def test_a_secret_file_that_is_not_utf8_is_a_configuration_error(
     make_auth: MakeAuth, tmp_path: Path
 ) -> None:
-    """In the constructor and at a later fetch (the file is re-read for rotation), a
-    binary or empty secret file is a ConfigurationError, never a UnicodeDecodeError."""
+    """A binary or empty secret file is a ConfigurationError in the constructor and a
+    CredentialError at a later fetch (the file is re-read for rotation), never a
+    UnicodeDecodeError."""
     path = tmp_path / "secret"
     path.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(ConfigurationError, match="not UTF-8"):
@@ -63,10 +70,10 @@ def test_a_secret_file_that_is_not_utf8_is_a_configuration_error(
     auth = make_auth(client_secret=SecretFile(path))
     assert auth.fetch_token().access_token
     path.write_bytes(b"\xc3\x28")
-    with pytest.raises(ConfigurationError, match="not UTF-8"):
+    with pytest.raises(CredentialError, match="not UTF-8"):
         auth.fetch_token()
     path.write_text("  \n")
-    with pytest.raises(ConfigurationError, match="is empty"):
+    with pytest.raises(CredentialError, match="is empty"):
         auth.fetch_token()
 
 

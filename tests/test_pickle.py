@@ -123,19 +123,27 @@ def test_options_in_a_traceback_show_no_secret(make_auth: MakeAuth) -> None:
 
 @pytest.mark.parametrize("pair", [rsa_pair, ec_pair, ed25519_pair], ids=["rsa", "ec", "ed25519"])
 def test_private_key_jwt_auth_pickles(pair: Callable[[], KeyPair], tmp_path: Path) -> None:
-    """A private_key_jwt auth pickles with its loaded key (PKCS #8 DER inside; cryptography
-    keys do not pickle): the copy's assertions are accepted, the key file not re-read."""
+    """A private_key_jwt auth pickles: given as text, with its loaded key (PKCS #8 DER
+    inside; cryptography keys do not pickle); given as a path, with the path only, so the
+    copy follows the file (rotation) and the pickle holds no key. The copies' assertions
+    are accepted."""
     keys = pair()
     path = tmp_path / "key.pem"
     path.write_text(keys.private_pem)
     with OAuthTestServer({}, client_keys={CLIENT_ID: keys.public_pem}) as server:
-        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=path,
-                                     private_key_id="k1", retries=0)
-        data = pickle.dumps(auth)
+        by_text = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=keys.private_pem,
+                                        private_key_id="k1", retries=0)
+        by_path = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=path,
+                                        private_key_id="k1", retries=0)
+        from_text, from_path = pickle.dumps(by_text), pickle.dumps(by_path)
+        assert repr(pickle.loads(from_path)._options["private_key"]).startswith("PrivateKey(file")
+        assert repr(pickle.loads(from_text)._options["private_key"]).startswith("PrivateKey(loaded")
+        for data in (from_text, from_path):
+            clone = pickle.loads(data)
+            assert clone.fetch_token().access_token
+            assert server.token_log[-1].auth_method == "private_key_jwt"
         path.unlink()
-        clone = pickle.loads(data)
-        assert clone.fetch_token().access_token
-        assert server.token_log[-1].auth_method == "private_key_jwt"
+        assert pickle.loads(from_text).fetch_token().access_token
 
 
 def test_signing_key_pickles_and_deep_copies() -> None:
