@@ -30,7 +30,7 @@ from .errors import (
 )
 from .redaction import Secret
 from .retry import TokenRetry
-from .sources import SecretFile
+from .sources import AssertionFile, PrivateKey, SecretFile
 from .token import Token
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def __dir__() -> list[str]:
 __version__ = "0.3.0"
 
 __all__ = [
+    "AssertionFile",
     "CacheError",
     "ClientCredentialsAuth",
     "ConfigurationError",
@@ -89,6 +90,7 @@ __all__ = [
     "Issuer",
     "MemoryTokenCache",
     "OAuthError",
+    "PrivateKey",
     "RedisTokenCache",
     "Secret",
     "SecretFile",

@@ -94,6 +94,7 @@ class WatchedFile(Generic[_T]):
     def _current(self, again: bool) -> _T:
         with self._lock:
             settle_until = None
+            problem: OAuthError
             while True:
                 try:
                     state = file_state(self.path)
@@ -102,12 +103,12 @@ class WatchedFile(Generic[_T]):
                         return self._value
                     read_at = time.time_ns()
                     value = self._parse(read_small_file(self.path))
+                except OAuthError as exc:  # first: it is an OSError too (requests' base)
+                    problem = exc
                 except OSError as exc:
-                    problem: OAuthError = CredentialError(
+                    problem = CredentialError(
                         f"{self.what} {shown_path(self.path)} could not be read: "
                         f"{exc.strerror or type(exc).__name__}")
-                except OAuthError as exc:
-                    problem = exc
                 except ValueError as exc:
                     problem = CredentialError(f"{self.what} {shown_path(self.path)} {exc}")
                 else:

@@ -50,7 +50,7 @@ from .redaction import hidden
 from .resend import Resender
 from .retry import TokenRetry
 from .reuse import TokenHolder
-from .sources import AssertionSource, CertFiles, PrivateKey, assertion_source
+from .sources import AssertionSource, CertFiles, CertificateAdapter, PrivateKey, assertion_source
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
@@ -237,6 +237,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             has_cert=bool(cert or token_session.cert),
         )
         cert_paths = cert or token_session.cert
+        self._cert_files = CertFiles(cert_paths) if cert_paths else None
         form = grant_parameters(
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
@@ -252,7 +253,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             retry=TokenRetry.from_value(retries),
             default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
-            cert_files=CertFiles(cert_paths) if cert_paths else None,
+            cert_files=self._cert_files,
             allow_http=bool(insecure_allow_http),
             clock=clock,
             dpop=self._proofs,
@@ -282,7 +283,6 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self._client_id = client_id
         self._requested_scope = requested_scope
         self._token_session = token_session
-        self._cert = cert
         self._owns_session = session is None
         checked_leeway = check_seconds("leeway", leeway)
         shared = None
@@ -365,7 +365,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """A new Session with this auth mounted and the same client certificate.
 
         With the mTLS methods, tokens are certificate-bound (RFC 8705 §3): the API must be
-        called with the certificate used for the token request, which this Session does.
+        called with the certificate used for the token request, which this Session does;
+        after the certificate files change (noticed at the next token request), its
+        ``https://`` adapter closes the connections opened with the old certificate.
         Its ``http://`` adapter checks each request carrying this auth's token against the
         proxies requests really uses for it (the Session's ``proxies``, a ``proxies=``
         argument, the environment) and raises
@@ -375,9 +377,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         api = requests.Session()
         api.auth = self
         api.mount("http://", ProxyGuard(self._check_proxies))
-        cert = self._cert or self._token_session.cert
-        if cert:
-            api.cert = cert
+        if self._cert_files is not None:
+            api.cert = self._cert_files.cert
+            api.mount("https://", CertificateAdapter(self._cert_files))
         return api
 
     def close(self) -> None:

@@ -154,13 +154,13 @@ def choose_auth_method(
 ) -> str:
     """The best method the server lists that the given credentials allow.
 
-    A key prefers ``private_key_jwt``; a secret ``client_secret_basic``, then
+    A key or a client assertion prefers ``private_key_jwt``; a secret ``client_secret_basic``, then
     ``client_secret_post``, then ``client_secret_jwt``; a certificate the mTLS methods.
     A server that lists nothing supports ``client_secret_basic`` (RFC 8414 §2).
     """
     offered = list(supported) if supported else ["client_secret_basic"]
     wanted: list[str] = []
-    if credentials.key is not None:
+    if credentials.key is not None or credentials.assertion is not None:
         wanted.append("private_key_jwt")
     if credentials.secret is not None:
         wanted += ["client_secret_basic", "client_secret_post", "client_secret_jwt"]

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import requests
+
 from ._files import shown_path
 from ._peek import expires_at, peek
 from ._watch import SETTLE_SECONDS, WatchedFile, file_state
@@ -42,6 +44,7 @@ __all__ = [
     "AssertionSource",
     "Cert",
     "CertFiles",
+    "CertificateAdapter",
     "PrivateKey",
     "SecretFile",
     "assertion_source",
@@ -274,7 +277,7 @@ class PrivateKey:
         with self._lock:
             material = self.source()
             last = self._last
-            if last is not None and type(last[0]) is type(material) and last[0] == material:
+            if last is not None and last[0] == material:
                 return last[1]
             key = self._load(material)
             self._last = (hidden(material), key)
@@ -423,3 +426,25 @@ class CertFiles:
 
     def __repr__(self) -> str:
         return f"CertFiles({self.cert!r})"
+
+
+class CertificateAdapter(requests.adapters.HTTPAdapter):
+    """The ``https://`` adapter of ``ClientCredentialsAuth.make_session()`` with a client
+    certificate: when the certificate has changed (:attr:`CertFiles.version`, moved on by
+    a token request), its pooled connections, opened with the old one, are closed before
+    the next send, so that the API sees the certificate the new token is bound to
+    (RFC 8705 §3). A version check per request; nothing else."""
+
+    __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "cert_files"]  # noqa: RUF012
+
+    def __init__(self, cert_files: CertFiles) -> None:
+        super().__init__()
+        self.cert_files = cert_files
+        self._seen = cert_files.version
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        version = self.cert_files.version
+        if version != getattr(self, "_seen", version):
+            self.close()
+        self._seen = version
+        return super().send(request, *args, **kwargs)

@@ -24,6 +24,26 @@ class Pki:
     self_signed_key: str
     trust_bundle: str
     """The CA and the self-signed client certificate: what the server trusts for clients."""
+    ca_key: str = ""
+
+
+def issue_client(pki: Pki, common_name: str = "test-client") -> tuple[bytes, bytes]:
+    """A new client certificate from ``pki``'s CA (a renewal): ``(cert PEM, key PEM)``."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = x509.load_pem_x509_certificate(Path(pki.ca).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(pki.ca_key).read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
 
 
 def _name(common_name: str) -> x509.Name:
@@ -96,4 +116,5 @@ def make_pki(directory: Path, server_names: tuple[str, ...] = ("localhost",),
         self_signed_cert=str(directory / "self-signed.pem"),
         self_signed_key=_write_key(directory / "self-signed.key", self_key),
         trust_bundle=str(directory / "trust.pem"),
+        ca_key=_write_key(directory / "ca.key", ca_key),
     )
