@@ -331,7 +331,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """An auth configured from environment variables (``options`` take precedence).
 
         Reads ``{prefix}TOKEN_URL`` or ``{prefix}ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET`` or
-        ``CLIENT_SECRET_FILE`` (re-read at each token request), ``PRIVATE_KEY_FILE``,
+        ``CLIENT_SECRET_FILE`` (read again when it changes), ``PRIVATE_KEY_FILE`` (read
+        again when it changes) or ``CLIENT_ASSERTION_FILE`` (a client assertion's file, read
+        again when it changes),
         ``SCOPE``, ``AUDIENCE``, ``RESOURCE`` (space-separated URIs), ``AUTH_METHOD``,
         ``CLIENT_ID_IN_BODY`` (true/false), ``REFRESH_ON`` (statuses besides 401,
         space-separated), and for DPoP (RFC 9449) ``DPOP_KEY_FILE``: a PEM private key or

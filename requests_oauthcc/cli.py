@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import requests
@@ -54,6 +55,9 @@ _OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
      {"action": "store_true", "help": "accept --client-secret on the command line"}),
     ("--private-key-file", "OAUTH_PRIVATE_KEY_FILE",
      {"help": "PEM private key for private_key_jwt"}),
+    ("--client-assertion-file", "OAUTH_CLIENT_ASSERTION_FILE",
+     {"help": "file holding a client assertion made by the platform (a Kubernetes "
+              "service-account token, an Entra ID federated token), re-read when it changes"}),
     ("--scope", "OAUTH_SCOPE", {"help": "requested scope (space-separated)"}),
     ("--audience", "OAUTH_AUDIENCE", {"help": "audience parameter (Auth0, Okta, ...)"}),
     ("--resource", "OAUTH_RESOURCE",
@@ -205,6 +209,8 @@ def _auth_from(args: argparse.Namespace, stdin: TextIO) -> ClientCredentialsAuth
             options[name] = getattr(args, name)
     if args.private_key_file:
         options["private_key"] = args.private_key_file
+    if args.client_assertion_file:
+        options["client_assertion"] = Path(args.client_assertion_file)
     if args.client_id_in_body:
         options["client_id_in_body"] = True
     if args.refresh_on:

@@ -31,10 +31,11 @@ def environment_options(
         raise ConfigurationError(f"{prefix}TOKEN_URL or {prefix}ISSUER must be set")
     if "client_id" not in options:
         raise ConfigurationError(f"{prefix}CLIENT_ID must be set")
-    if not any(options.get(k) for k in ("client_secret", "private_key", "cert", "session")):
+    if not any(options.get(k) for k in ("client_secret", "private_key", "client_assertion",
+                                        "cert", "session")):
         raise ConfigurationError(
-            f"no client credentials: set {prefix}CLIENT_SECRET, {prefix}CLIENT_SECRET_FILE "
-            f"or {prefix}PRIVATE_KEY_FILE"
+            f"no client credentials: set {prefix}CLIENT_SECRET, {prefix}CLIENT_SECRET_FILE, "
+            f"{prefix}PRIVATE_KEY_FILE or {prefix}CLIENT_ASSERTION_FILE"
         )
     return options
 
@@ -56,21 +57,7 @@ def _read(prefix: str, environ: Mapping[str, str], *, dpop: bool) -> dict[str, A
     client_id = get("CLIENT_ID")
     if client_id:
         options["client_id"] = client_id
-    secret, secret_file = get("CLIENT_SECRET"), get("CLIENT_SECRET_FILE")
-    if secret and secret_file:
-        raise conflict("CLIENT_SECRET", "CLIENT_SECRET_FILE")
-    if secret_file:
-        if not os.path.isfile(secret_file):  # False, never OSError: the value may be the secret
-            raise ConfigurationError(
-                f"{prefix}CLIENT_SECRET_FILE names {shown_path(secret_file)}, which is not a "
-                "readable file; it must be the path of a file holding the secret"
-            )
-        options["client_secret"] = SecretFile(secret_file)
-    elif secret:
-        options["client_secret"] = Secret(secret)
-    key_file = get("PRIVATE_KEY_FILE")
-    if key_file:
-        options["private_key"] = Path(key_file)
+    options.update(_credentials(prefix, get, conflict))
     for name in ("SCOPE", "AUDIENCE", "AUTH_METHOD"):
         value = get(name)
         if value:
@@ -82,6 +69,40 @@ def _read(prefix: str, environ: Mapping[str, str], *, dpop: bool) -> dict[str, A
     if dpop:  # not when dpop= is given: the key file is then not even read
         options.update(_dpop(prefix, get, prefix + "DPOP_KEY_FILE" in environ))
     return options
+
+
+def _credentials(prefix: str, get: Callable[[str], str | None],
+                 conflict: Callable[[str, str], ConfigurationError]) -> dict[str, Any]:
+    """``client_secret``, ``private_key`` and ``client_assertion`` from their variables."""
+    options: dict[str, Any] = {}
+    secret, secret_file = get("CLIENT_SECRET"), get("CLIENT_SECRET_FILE")
+    if secret and secret_file:
+        raise conflict("CLIENT_SECRET", "CLIENT_SECRET_FILE")
+    if secret_file:
+        options["client_secret"] = SecretFile(_file(prefix, "CLIENT_SECRET_FILE", secret_file,
+                                                    "the secret"))
+    elif secret:
+        options["client_secret"] = Secret(secret)
+    key_file, assertion_file = get("PRIVATE_KEY_FILE"), get("CLIENT_ASSERTION_FILE")
+    if key_file and assertion_file:
+        raise conflict("PRIVATE_KEY_FILE", "CLIENT_ASSERTION_FILE")
+    if key_file:
+        options["private_key"] = Path(key_file)
+    if assertion_file:
+        options["client_assertion"] = Path(_file(
+            prefix, "CLIENT_ASSERTION_FILE", assertion_file,
+            "the assertion (a Kubernetes service-account token, a federated token file)"))
+    return options
+
+
+def _file(prefix: str, name: str, path: str, holding: str) -> str:
+    """``path`` once it names a regular file. ``os.path.isfile`` answers False, never an
+    ``OSError`` quoting the value, which may be the credential itself set by mistake."""
+    if not os.path.isfile(path):
+        raise ConfigurationError(
+            f"{prefix}{name} names {shown_path(path)}, which is not a readable file; it "
+            f"must be the path of a file holding {holding}")
+    return path
 
 
 def _dpop(prefix: str, get: Callable[[str], str | None], present: bool) -> dict[str, Any]:

@@ -278,3 +278,32 @@ def test_shared_caches_key_assertions_by_the_identity_they_carry(
     with pytest.raises(requests.RequestException):  # its own request: refused by the server
         other._holder.get()
     assert key_server.token_requests == 2
+
+
+def test_from_env_and_the_cli_take_an_assertion_file(
+        key_server: OAuthTestServer, pair: KeyPair, tmp_path: Path) -> None:
+    """OAUTH_CLIENT_ASSERTION_FILE (and --client-assertion-file) give client_assertion a
+    path; a value that is no file is refused without quoting it (it may be the JWT)."""
+    path = tmp_path / "token"
+    path.write_text(mint(pair, key_server.token_url))
+    env = {"OAUTH_TOKEN_URL": key_server.token_url, "OAUTH_CLIENT_ID": CLIENT_ID,
+           "OAUTH_CLIENT_ASSERTION_FILE": str(path)}
+    auth = ClientCredentialsAuth.from_env(environ=env)
+    assert auth.fetch_token() and key_server.token_log[-1].auth_method == "private_key_jwt"
+    token = mint(pair, key_server.token_url)
+    with pytest.raises(ConfigurationError, match="CLIENT_ASSERTION_FILE names") as caught:
+        ClientCredentialsAuth.from_env(environ={**env, "OAUTH_CLIENT_ASSERTION_FILE": token})
+    assert token not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="not both"):
+        ClientCredentialsAuth.from_env(environ={**env, "OAUTH_PRIVATE_KEY_FILE": str(path)})
+    import subprocess
+    import sys
+
+    replace_file(path, mint(pair, key_server.token_url))  # this server refuses a replayed jti
+    result = subprocess.run(
+        [sys.executable, "-m", "requests_oauthcc", "token", "--token-url", key_server.token_url,
+         "--client-id", CLIENT_ID, "--client-assertion-file", str(path),
+         "--insecure-allow-http"], capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OAUTH_")})
+    assert result.returncode == 0, result.stderr
+    assert key_server.token_log[-1].form["client_assertion"] == [path.read_text()]
