@@ -318,3 +318,54 @@ def test_a_replaced_certificate_is_used_on_new_connections(
     assert second.cert_thumbprint == der_sha256(new_cert) != first.cert_thumbprint
     response = api.get(mtls_server.resource_url, verify=pki.ca)
     assert response.status_code == 200 and not response.history
+
+
+def test_credentials_are_touched_at_token_requests_only(
+        server: OAuthTestServer, tmp_path: Path) -> None:
+    """Every kind of source (a secret callable, a SecretFile, an assertion file, a key
+    file) is read at token requests, never per API request: with the source gone, API calls
+    go on with the valid token, and the next token request says what is missing."""
+    pair = ec_pair()
+    server.registry.keys[CLIENT_ID] = pair.public_pem
+    calls: list[int] = []
+
+    def secret() -> str:
+        calls.append(1)
+        return CLIENT_SECRET
+
+    secret_path, key_path = tmp_path / "secret", tmp_path / "key.pem"
+    secret_path.write_text(CLIENT_SECRET)
+    key_path.write_text(pair.private_pem)
+    auths = {
+        "callable": ClientCredentialsAuth(server.token_url, CLIENT_ID, secret),
+        "secret file": ClientCredentialsAuth(server.token_url, CLIENT_ID,
+                                             SecretFile(secret_path)),
+        "key file": ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=key_path),
+    }
+    with requests.Session() as api:
+        for auth in auths.values():
+            assert api.get(server.resource_url, auth=auth).status_code == 200
+        secret_path.unlink()
+        key_path.unlink()
+        calls_before = len(calls)
+        for _ in range(20):
+            for auth in auths.values():
+                assert api.get(server.resource_url, auth=auth).status_code == 200
+    assert len(calls) == calls_before == 1
+    for name in ("secret file", "key file"):
+        with pytest.raises(CredentialError, match="could not be read"):
+            auths[name].fetch_token()
+
+
+def test_a_dpop_key_may_be_an_encrypted_pem() -> None:
+    """DPoPKey.load takes the password of an encrypted PEM; a wrong one is refused
+    without showing it."""
+    from requests_oauthcc import DPoPKey
+
+    pair = ec_pair()
+    pem = encrypted(pair, b"dpop-Pa55")
+    key = DPoPKey.load(pem, password="dpop-Pa55")
+    assert key.thumbprint == public_thumbprint(pair)
+    with pytest.raises(ConfigurationError, match="not this key's password") as caught:
+        DPoPKey.load(pem, password="Wrong-Pa55")
+    assert "Pa55" not in str(caught.value)
