@@ -38,6 +38,13 @@ if TYPE_CHECKING:
     from .discovery import Issuer
     from .dpop import DPoPKey
     from .file_cache import FileTokenCache
+    from .platforms import (
+        KUBERNETES_TOKEN_PATH,
+        GitHubActionsOIDC,
+        WorkloadIdentity,
+        entra_workload_identity,
+        kubernetes_token,
+    )
     from .redis_cache import RedisTokenCache
 
 # Imported on first use (PEP 562), so that `import requests_oauthcc` stays light.
@@ -49,6 +56,11 @@ _LAZY = {
     "Issuer": "discovery",
     "DPoPKey": "dpop",
     "FileTokenCache": "file_cache",
+    "GitHubActionsOIDC": "platforms",
+    "KUBERNETES_TOKEN_PATH": "platforms",
+    "WorkloadIdentity": "platforms",
+    "entra_workload_identity": "platforms",
+    "kubernetes_token": "platforms",
     "RedisTokenCache": "redis_cache",
 }
 
@@ -70,6 +82,7 @@ def __dir__() -> list[str]:
 __version__ = "0.3.0"
 
 __all__ = [
+    "KUBERNETES_TOKEN_PATH",
     "AssertionFile",
     "CacheError",
     "ClientCredentialsAuth",
@@ -79,6 +92,7 @@ __all__ = [
     "DiscoveryError",
     "EncryptedTokenCache",
     "FileTokenCache",
+    "GitHubActionsOIDC",
     "InsecureTransportError",
     "InvalidClientError",
     "InvalidDPoPProofError",
@@ -103,5 +117,8 @@ __all__ = [
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UseDPoPNonceError",
+    "WorkloadIdentity",
     "__version__",
+    "entra_workload_identity",
+    "kubernetes_token",
 ]
