@@ -21,14 +21,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TypedDict
 
-from ._files import read_small_file, shown_path
 from ._github_oidc import GitHubActionsOIDC
 from ._options import check_url
 from .errors import ConfigurationError
 from .form import check_text
+from .sources import AssertionFile
 
 __all__ = [
     "KUBERNETES_TOKEN_PATH",
@@ -49,38 +48,40 @@ _KUBERNETES_HINT = (
 )
 
 
-def _check_token_file(path: object, where: str, hint: str) -> Path:
-    """``Path(path)``, once the file there is known to be a readable, non-empty regular
-    file of at most 64 KiB. Raises :class:`ConfigurationError` naming ``where`` and the path
-    (by :func:`~requests_oauthcc._files.shown_path`), then ``hint``."""
+def _check_token_file(path: object, where: str, hint: str) -> AssertionFile:
+    """An :class:`~requests_oauthcc.sources.AssertionFile` of ``path``, once the file
+    there holds a usable assertion now (the one rule of
+    :func:`~requests_oauthcc.sources.assertion_source`). Raises :class:`ConfigurationError`
+    naming ``where`` and the problem (the path only when something exists there), then
+    ``hint``."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ConfigurationError(f"{where} must be a path (str or os.PathLike); "
                                  f"got {type(path).__name__}")
-    shown = repr(str(path)) if os.fspath(path) == KUBERNETES_TOKEN_PATH else shown_path(path)
-    problem: str | None = None
+    source = AssertionFile(path)
     try:
-        if not read_small_file(path).strip():
-            problem = "it is empty"
-    except OSError as exc:
-        problem = exc.strerror or type(exc).__name__
-    if problem is not None:
-        raise ConfigurationError(f"{where} {shown} cannot be used: {problem}; {hint}")
-    return Path(path)
+        source.check()
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}; {hint}") from None
+    return source
 
 
-def kubernetes_token(path: str | os.PathLike[str] = KUBERNETES_TOKEN_PATH) -> Path:
-    """The path of a Kubernetes service account token, for ``client_assertion=``.
+def kubernetes_token(path: str | os.PathLike[str] = KUBERNETES_TOKEN_PATH) -> AssertionFile:
+    """A Kubernetes service account token file, for ``client_assertion=``.
 
     ``path``: the default token (:data:`KUBERNETES_TOKEN_PATH`), or the token of a
     ``serviceAccountToken`` projected volume, whose audience and lifetime the pod spec
     chooses (what an authorization server other than the API server needs). The kubelet
     rewrites the file before the token expires; the auth reads it at each token request.
 
-    Raises :class:`ConfigurationError` when the file cannot be read now: it does not
-    exist, is not a regular file, is larger than 64 KiB or is empty. The message names the
-    path only when something exists there (a value given by mistake may be the token).
+    Raises :class:`ConfigurationError` when the file cannot give an assertion now: it does
+    not exist, is not a regular file, is larger than 64 KiB, is empty or is not a JWT. The
+    message names the path only when something exists there (a value given by mistake may
+    be the token).
     """
-    return _check_token_file(path, "the service account token file", _KUBERNETES_HINT)
+    where = "the service account token file" + (
+        f" {KUBERNETES_TOKEN_PATH!r}" if isinstance(path, (str, os.PathLike))
+        and os.fspath(path) == KUBERNETES_TOKEN_PATH else "")
+    return _check_token_file(path, where, _KUBERNETES_HINT)
 
 
 class WorkloadIdentity(TypedDict):
@@ -92,7 +93,7 @@ class WorkloadIdentity(TypedDict):
     client_id: str
     """The application (client) id of the app registration or user-assigned managed
     identity that trusts the pod's service account (a federated identity credential)."""
-    client_assertion: Path
+    client_assertion: AssertionFile
     """The projected service account token file the webhook mounts."""
 
 

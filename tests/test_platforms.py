@@ -41,6 +41,7 @@ from requests_oauthcc.platforms import (
     kubernetes_token,
 )
 from requests_oauthcc.redaction import SensitiveText
+from requests_oauthcc.sources import AssertionFile
 
 from .conftest import FakeClock, in_threads
 from .loopback import LoopbackServer
@@ -658,20 +659,21 @@ def test_entra_gives_the_tenant_token_url_client_id_and_token_file(token_file: P
     """The webhook's variables give the tenant's v2.0 token URL, the client id and the
     token file's path, as ClientCredentialsAuth keywords."""
     identity = entra_workload_identity(entra_env(token_file))
-    assert identity == {
+    assert identity["client_assertion"].path == token_file
+    assert {**identity, "client_assertion": None} == {
         "token_url": f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token",
-        "client_id": CLIENT, "client_assertion": token_file}
+        "client_id": CLIENT, "client_assertion": None}
 
 
 def test_entra_unpacks_into_keywords_mypy_checks(token_file: Path) -> None:
     """WorkloadIdentity is a TypedDict: ** unpacking into matching keywords type-checks
     (mypy --strict runs on this file) and works."""
-    def takes(*, token_url: str, client_id: str, client_assertion: Path,
-              scope: str) -> tuple[str, str, Path, str]:
+    def takes(*, token_url: str, client_id: str, client_assertion: AssertionFile,
+              scope: str) -> tuple[str, str, AssertionFile, str]:
         return token_url, client_id, client_assertion, scope
 
     identity: WorkloadIdentity = entra_workload_identity(entra_env(token_file))
-    assert takes(**identity, scope="api://x/.default")[2] == token_file
+    assert takes(**identity, scope="api://x/.default")[2].path == token_file
 
 
 def test_entra_reads_os_environ_by_default(
@@ -774,11 +776,11 @@ def test_entra_client_id_is_stripped_and_checked(token_file: Path) -> None:
 
 
 def test_kubernetes_token_gives_the_path_of_a_readable_token(token_file: Path) -> None:
-    """A readable, non-empty token file: its path comes back as a Path (str or PathLike
+    """A readable token file: an AssertionFile of its path comes back (str or PathLike
     given)."""
-    assert kubernetes_token(token_file) == token_file
-    assert kubernetes_token(str(token_file)) == token_file
-    assert isinstance(kubernetes_token(str(token_file)), Path)
+    assert kubernetes_token(token_file).path == token_file
+    assert kubernetes_token(str(token_file)).path == token_file
+    assert isinstance(kubernetes_token(str(token_file)), AssertionFile)
 
 
 def test_kubernetes_default_path_outside_a_pod_says_what_to_do() -> None:
@@ -805,7 +807,7 @@ def _fifo(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("make", "said"), [
     (lambda d: d, "not a regular file"),
     (_fifo, "not a regular file"),
-    (lambda d: (d / "empty").write_text("  \n") and d / "empty", "it is empty"),
+    (lambda d: (d / "empty").write_text("  \n") and d / "empty", "is empty"),
     (lambda d: (d / "big").write_bytes(b"x" * 70_000) and d / "big", "larger than"),
 ])
 def test_kubernetes_file_that_is_no_token_is_refused(
