@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from .errors import ConfigurationError, CredentialError, InsecureTransportError
 from .form import check_text
 from .redaction import Redactor, Secret, SensitiveText, server_text
 from .response import load_json
+from .sources import assertion_text
 from .transport import exchange
 
 __all__ = ["GitHubActionsOIDC"]
@@ -39,7 +39,6 @@ MIN_MARGIN = 60.0
 MARGIN_FRACTION = 0.1
 """A token is fetched again ``max(MIN_MARGIN, MARGIN_FRACTION * its lifetime)`` seconds
 before its ``exp``."""
-_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _PERMISSION_HINT = (
     "GitHub sets them only in a job whose workflow grants `permissions: id-token: write` "
     "(and not for pull requests from forks)"
@@ -278,9 +277,10 @@ def _id_token(body: bytes) -> tuple[SensitiveText | None, str]:
     value = document.get("value")
     if not isinstance(value, str) or not value:
         return None, "its JSON has no \"value\" string (the ID token)"
-    if not _JWS.fullmatch(value):
-        return None, "its \"value\" is not a JWT (three base64url parts joined by dots)"
-    return SensitiveText(value), ""
+    try:
+        return assertion_text(value), ""
+    except ValueError as exc:
+        return None, f"its \"value\" {exc}"
 
 
 def _when(seconds: float) -> str:

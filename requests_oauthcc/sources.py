@@ -48,6 +48,7 @@ __all__ = [
     "PrivateKey",
     "SecretFile",
     "assertion_source",
+    "assertion_text",
     "check_cert",
     "current_assertion",
 ]
@@ -115,7 +116,7 @@ a path (:class:`os.PathLike`) of a file holding it."""
 _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
-def _assertion_text(data: bytes | str) -> SensitiveText:
+def assertion_text(data: bytes | str) -> SensitiveText:
     """The assertion in ``data``, once it looks like a JWT (RFC 7523 §2.2) that says when
     it expires; ``ValueError`` saying what is wrong, never quoting it."""
     try:
@@ -144,7 +145,7 @@ class AssertionFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._file = WatchedFile(self.path, "client assertion file", _assertion_text)
+        self._file = WatchedFile(self.path, "client assertion file", assertion_text)
 
     def __call__(self) -> SensitiveText:
         """The assertion now in the file; :class:`CredentialError` if it cannot be read."""
@@ -200,7 +201,7 @@ def current_assertion(source: Callable[[], str], clock: Callable[[], float] = ti
         try:
             if not isinstance(value, str):
                 raise ValueError(f"returned {type(value).__name__}, not the assertion text")
-            text = _assertion_text(value)
+            text = assertion_text(value)
             exp = expires_at(peek(text)[1])
         except ValueError as exc:
             raise CredentialError(f"the client assertion from {where} {exc}") from None

@@ -410,7 +410,7 @@ def test_huge_answer_is_refused_unread(size: int) -> None:
     (b'{"value": 3}', 'no "value" string'),
     (b'{"value": ""}', 'no "value" string'),
     (b'{"value": "secret-looking value"}', "not a JWT"),
-    (b'{"value": "eyJ.eyJ.sig"}', "not a JWT"),
+    (b'{"value": "eyJ.eyJ.sig"}', "not a usable JWT"),
     (b'{"value": "' + b"a" * 20000 + b'.b.c"}', "not a JWT"),
 ])
 def test_answer_without_a_jwt_value_is_refused(body: bytes, said: str) -> None:
