@@ -51,18 +51,19 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .clients import ClientRegistry, OAuthFailure
 from .dpop import DEFAULT_ALGS, CheckedProof, DPoPProofChecker
-from .handler import Handler, QuietServer
+from .handler import Handler
 from .records import CannedResponse, IssuedToken, TokenRequestRecord
+from .serving import LoopbackService, QuietServer
 
 __all__ = ["CannedResponse", "IssuedToken", "OAuthTestServer", "TokenRequestRecord"]
 
 
-class OAuthTestServer:
+class OAuthTestServer(LoopbackService):
     """A local authorization server plus protected resource (see the module docstring).
 
     ``clients``: client id -> secret. ``token_lifetime``: seconds, or ``None`` to leave
@@ -97,6 +98,8 @@ class OAuthTestServer:
     proof is appended to :attr:`dpop_proofs` as ``("token" | "resource", CheckedProof)``.
     """
 
+    _thread_name = "oauth-test-server"
+
     def __init__(
         self,
         clients: Mapping[str, str] | None = None,
@@ -121,6 +124,7 @@ class OAuthTestServer:
         dpop_required: bool = False,
         dpop_algs: Iterable[str] | None = None,
     ) -> None:
+        super().__init__(host)
         self.registry = ClientRegistry(
             secrets=dict(clients if clients is not None else {"test-client": "test-secret"}),
             keys=dict(client_keys or {}),
@@ -135,7 +139,6 @@ class OAuthTestServer:
         self.granted_scope = granted_scope
         self.expires_in_as_string = expires_in_as_string
         self.token_type = token_type
-        self._host = host
         self._tls = (certfile, keyfile, client_ca) if certfile else None
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
@@ -152,19 +155,18 @@ class OAuthTestServer:
         self.token_dpop = DPoPProofChecker(require_nonce=dpop_nonce, algs=self.dpop_algs)
         self.resource_dpop = DPoPProofChecker(require_nonce=dpop_nonce, algs=self.dpop_algs)
         self.dpop_proofs: list[tuple[str, CheckedProof]] = []
-        self._httpd: QuietServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle --------------------------------------------------------------------
+    # -- lifecycle (serving.py) and addresses -----------------------------------------
 
-    def start(self) -> OAuthTestServer:
-        """Start serving on a free port; returns self."""
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class BoundHandler(Handler):
             oauth = server
 
-        self._httpd = QuietServer((self._host, 0), BoundHandler)
+        return BoundHandler
+
+    def _wrap_socket(self, httpd: QuietServer) -> None:
         if self._tls is not None:
             certfile, keyfile, client_ca = self._tls
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -172,46 +174,10 @@ class OAuthTestServer:
             if client_ca:
                 context.load_verify_locations(client_ca)
                 context.verify_mode = ssl.CERT_OPTIONAL
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="oauth-test-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
 
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> OAuthTestServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- addresses --------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("OAuthTestServer is not started")
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self._tls is not None else "http"
-        return f"{scheme}://{self._host}:{self.port}"
+    def _scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
 
     @property
     def issuer(self) -> str:
