@@ -15,10 +15,17 @@ and ``oauth_auth``; nothing is registered unless asked for.
 DPoP (RFC 9449): the server binds tokens to a proof's key and checks proofs at the resource
 (options ``dpop_nonce``, ``dpop_required``, ``dpop_algs``); its checker,
 :class:`DPoPProofChecker`, can check proofs for your own servers too.
+
+Credentials from the platform (RFC 7521 §4.2, RFC 7523 §2.2): :class:`FakeIssuer` is an
+OpenID Connect issuer on 127.0.0.1 that mints JWTs (:meth:`FakeIssuer.mint`), rotates its
+signing key, serves GitHub Actions' ID-token endpoint (:meth:`FakeIssuer.environ` gives the
+``ACTIONS_ID_TOKEN_REQUEST_*`` variables) and writes kubelet-style projected token files
+(:meth:`FakeIssuer.project` -> :class:`ProjectedToken`, rotated atomically).
 """
 
 from .clients import ClientRegistry
 from .dpop import CheckedProof, DPoPError, DPoPProofChecker
+from .platform import FakeIssuer, ProjectedToken
 from .server import CannedResponse, IssuedToken, OAuthTestServer, TokenRequestRecord
 
 __all__ = [
@@ -27,8 +34,10 @@ __all__ = [
     "ClientRegistry",
     "DPoPError",
     "DPoPProofChecker",
+    "FakeIssuer",
     "IssuedToken",
     "OAuthTestServer",
+    "ProjectedToken",
     "TokenRequestRecord",
 ]
 
