@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from .clients import OAuthFailure, authenticate_client
+from .clients import Authenticated, OAuthFailure, authenticate_client
 from .dpop import CheckedProof, DPoPError
 from .records import TokenRequestRecord
 from .resource import Refusal, ResourceRequest, authorize, dpop_nonce_header
@@ -94,11 +94,13 @@ class Handler(JsonHandler):
             record = TokenRequestRecord(form, None, None, dict(self.headers.items()))
             try:  # DPoP first: a nonce retry must not burn a client assertion's jti
                 proof = self._token_proof()
-                client_id, method = self._authenticate_client(form)
+                client = self._authenticate_client(form)
             except OAuthFailure:  # refused requests are logged too, with no client_id
                 self.oauth.token_log.append(record)
                 raise
-            self.oauth.token_log.append(replace(record, client_id=client_id, auth_method=method))
+            client_id, method = client.client_id, client.method
+            self.oauth.token_log.append(replace(record, client_id=client_id, auth_method=method,
+                                                credential=client.credential))
             if form.get("grant_type") != ["client_credentials"]:
                 raise OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
             bound = self._peer_thumbprint() if method == "tls_client_auth" else None
@@ -146,13 +148,16 @@ class Handler(JsonHandler):
         der = self.connection.getpeercert(binary_form=True)
         return hashlib.sha256(der).hexdigest() if der else None
 
-    def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
-        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-        scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
+    def _authenticate_client(self, form: Mapping[str, list[str]]) -> Authenticated:
+        connection, scheme = self.connection, "http"
+        peer: dict[str, Any] | None = None
+        der: bytes | None = None
+        if isinstance(connection, ssl.SSLSocket):
+            peer, der, scheme = connection.getpeercert(), connection.getpeercert(True), "https"
         as_seen = f"{scheme}://{self.headers.get('Host', '')}{urlsplit(self.path).path}"
         return authenticate_client(
             self.oauth.registry, self.headers.get("Authorization", ""), form, peer,
-            audiences=(self.oauth.token_url, self.oauth.issuer, as_seen),
+            audiences=(self.oauth.token_url, self.oauth.issuer, as_seen), peer_der=der,
         )
 
     # -- protected resource -----------------------------------------------------------
