@@ -15,10 +15,31 @@ and ``oauth_auth``; nothing is registered unless asked for.
 DPoP (RFC 9449): the server binds tokens to a proof's key and checks proofs at the resource
 (options ``dpop_nonce``, ``dpop_required``, ``dpop_algs``); its checker,
 :class:`DPoPProofChecker`, can check proofs for your own servers too.
+
+Credentials from the platform (RFC 7521 §4.2, RFC 7523 §2.2): :class:`FakeIssuer` is an
+OpenID Connect issuer on 127.0.0.1 that mints JWTs (:meth:`FakeIssuer.mint`), rotates its
+signing key, serves GitHub Actions' ID-token endpoint (:meth:`FakeIssuer.environ` gives the
+``ACTIONS_ID_TOKEN_REQUEST_*`` variables) and writes kubelet-style projected token files
+(:meth:`FakeIssuer.project` -> :class:`ProjectedToken`, rotated atomically). The server
+accepts such tokens as client assertions from the clients given as
+``federated_clients={client_id: FederatedIdentity(issuer.url, subject)}``::
+
+    with FakeIssuer() as issuer, OAuthTestServer(federated_clients={
+        "app": FederatedIdentity(issuer.url, "system:serviceaccount:ns:app"),
+    }) as server:
+        token = issuer.project(tmp_path, "system:serviceaccount:ns:app", server.token_url)
+        ...  # a client sending token.path's content as its client_assertion
+
+Rotation: ``clients`` and ``client_keys`` values may be sequences (old and new secrets or
+keys, all accepted), and every :class:`TokenRequestRecord` has a ``credential``
+fingerprint saying which one was used: compare it with :func:`credential_fingerprint`.
 """
 
 from .clients import ClientRegistry
 from .dpop import CheckedProof, DPoPError, DPoPProofChecker
+from .federation import FederatedIdentity
+from .fingerprints import credential_fingerprint
+from .platform import FakeIssuer, ProjectedToken
 from .server import CannedResponse, IssuedToken, OAuthTestServer, TokenRequestRecord
 
 __all__ = [
@@ -27,9 +48,13 @@ __all__ = [
     "ClientRegistry",
     "DPoPError",
     "DPoPProofChecker",
+    "FakeIssuer",
+    "FederatedIdentity",
     "IssuedToken",
     "OAuthTestServer",
+    "ProjectedToken",
     "TokenRequestRecord",
+    "credential_fingerprint",
 ]
 
 try:  # the pytest plugin: fixtures oauth_server and oauth_auth (``-p requests_oauthcc.testing``)

@@ -1,7 +1,8 @@
 """How the local server authenticates clients: every method the library implements.
 
 Written from the RFCs (6749 §2.3.1, 7523 §3, 8705 §2), not from the library's code, so the
-tests check one reading against another.
+tests check one reading against another. Platform-issued assertions (RFC 7521 §4.2 with a
+federated issuer) are federation.py's to check.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import base64
 import binascii
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
+
+from .federation import Federation, FederationRefused
+from .fingerprints import credential_fingerprint, key_thumbprint
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -29,20 +33,48 @@ class OAuthFailure(Exception):
         self.basic = basic
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    """An authenticated client: its id, the method, and the :func:`credential_fingerprint`
+    of the credential that did it (which secret, key, assertion or certificate)."""
+
+    client_id: str
+    method: str
+    credential: str
+
+
 @dataclass
 class ClientRegistry:
-    """The registered clients.
+    """The registered clients; the dicts may be changed while the server runs.
 
-    ``secrets``: client id -> secret (``client_secret_*`` methods).
-    ``keys``: client id -> public key, PEM or JWK dict (``private_key_jwt``).
+    ``secrets``: client id -> secret, or a sequence of secrets all accepted (a rotation:
+    old and new) (``client_secret_*`` methods).
+    ``keys``: client id -> public key, PEM or JWK dict, or a sequence of them
+    (``private_key_jwt``).
     ``certificates``: client id -> certificate subject CN (the mTLS methods).
+    ``federation``: the clients authenticating with platform-issued assertions.
     """
 
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str | Sequence[str]] = field(default_factory=dict)
     keys: dict[str, Any] = field(default_factory=dict)
     certificates: dict[str, str] = field(default_factory=dict)
+    federation: Federation = field(default_factory=Federation)
     seen_jti: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def secrets_of(self, client_id: str) -> tuple[str, ...]:
+        """The client's accepted secrets (none for an unknown client)."""
+        value = self.secrets.get(client_id)
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    def keys_of(self, client_id: str) -> tuple[Any, ...]:
+        """The client's accepted public keys (none for an unknown client)."""
+        value = self.keys.get(client_id)
+        if value is None:
+            return ()
+        return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 def authenticate_client(
@@ -52,8 +84,11 @@ def authenticate_client(
     peer_cert: Mapping[str, Any] | None,
     *,
     audiences: tuple[str, ...],
-) -> tuple[str, str]:
-    """``(client_id, method)`` of an authenticated client, or an :class:`OAuthFailure`."""
+    peer_der: bytes | None = None,
+) -> Authenticated:
+    """The authenticated client, or an :class:`OAuthFailure`. ``peer_cert``: the verified
+    client certificate as :meth:`ssl.SSLSocket.getpeercert` gives it, ``peer_der`` the
+    same in DER."""
     basic = authorization.lower().startswith("basic ")
     used = [basic, "client_secret" in form, "client_assertion" in form]
     if sum(used) > 1:
@@ -61,19 +96,22 @@ def authenticate_client(
     if basic:
         client_id, secret = _decode_basic(authorization[6:].strip())
         _check_secret(registry, client_id, secret, basic=True)
-        return client_id, "client_secret_basic"
+        return Authenticated(client_id, "client_secret_basic",
+                             credential_fingerprint(secret=secret))
     if "client_secret" in form:
-        client_id = _one(form, "client_id")
-        _check_secret(registry, client_id, _one(form, "client_secret"), basic=False)
-        return client_id, "client_secret_post"
+        client_id, secret = _one(form, "client_id"), _one(form, "client_secret")
+        _check_secret(registry, client_id, secret, basic=False)
+        return Authenticated(client_id, "client_secret_post",
+                             credential_fingerprint(secret=secret))
     if "client_assertion" in form:
         return _check_assertion(registry, form, audiences)
     client_id = form.get("client_id", [""])[0]
-    if client_id and peer_cert is not None:
+    if client_id and peer_cert is not None and peer_der:
         expected = registry.certificates.get(client_id)
         if expected is None or _common_name(peer_cert) != expected:
             raise OAuthFailure(401, "invalid_client", "certificate does not match the client")
-        return client_id, "tls_client_auth"
+        return Authenticated(client_id, "tls_client_auth",
+                             credential_fingerprint(certificate=peer_der))
     raise OAuthFailure(401, "invalid_client", "no client authentication", basic=True)
 
 
@@ -96,14 +134,15 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
 
 
 def _check_secret(registry: ClientRegistry, client_id: str, secret: str, *, basic: bool) -> None:
-    expected = registry.secrets.get(client_id)
-    if expected is None or not secrets.compare_digest(expected.encode(), secret.encode()):
+    matches = [secrets.compare_digest(expected.encode(), secret.encode())
+               for expected in registry.secrets_of(client_id)]  # all compared, in constant time
+    if not any(matches):
         raise OAuthFailure(401, "invalid_client", "unknown client or wrong secret", basic)
 
 
 def _check_assertion(
     registry: ClientRegistry, form: Mapping[str, list[str]], audiences: tuple[str, ...]
-) -> tuple[str, str]:
+) -> Authenticated:
     import jwt
 
     if _one(form, "client_assertion_type") != JWT_BEARER:
@@ -114,30 +153,72 @@ def _check_assertion(
         claims = jwt.decode(assertion, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise OAuthFailure(401, "invalid_client", "malformed client assertion") from exc
-    client_id = form.get("client_id", [claims.get("sub", "")])[0]
+    form_client_id = form.get("client_id", [None])[0]
+    if registry.federation.applies(claims, form_client_id):
+        try:
+            client_id, credential = registry.federation.verify(
+                assertion, header, claims, form_client_id, audiences)
+        except FederationRefused as refused:
+            raise OAuthFailure(401, "invalid_client", refused.description) from None
+        return Authenticated(client_id, "private_key_jwt", credential)
+    client_id = form_client_id if form_client_id is not None else claims.get("sub", "")
     alg = header.get("alg", "none")
-    if alg.startswith("HS"):
-        method, key = "client_secret_jwt", registry.secrets.get(client_id, "").encode() or None
-    else:
-        method, key = "private_key_jwt", registry.keys.get(client_id)
-        if isinstance(key, Mapping):
-            key = jwt.PyJWK(dict(key)).key
-    if key is None or alg == "none":
-        raise OAuthFailure(401, "invalid_client", f"no {method} key for this client")
-    try:
-        verified = jwt.decode(
-            assertion, key, algorithms=[alg], audience=list(audiences),
-            options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
-        )
-    except jwt.PyJWTError as exc:
-        raise OAuthFailure(401, "invalid_client", f"assertion rejected: {exc}") from exc
+    if not isinstance(client_id, str) or not isinstance(alg, str):
+        raise OAuthFailure(401, "invalid_client", "the client assertion's sub or alg is odd")
+    method, keys = _registered_keys(registry, client_id, alg)
+    verified, credential = _verify_with_any(assertion, keys, alg, audiences)
     if not verified["iss"] == verified["sub"] == client_id:
         raise OAuthFailure(401, "invalid_client", "iss and sub must be the client id")
     with registry.lock:
         if verified["jti"] in registry.seen_jti:
             raise OAuthFailure(401, "invalid_client", "assertion replayed (jti seen before)")
         registry.seen_jti.add(verified["jti"])
-    return client_id, method
+    return Authenticated(client_id, method, credential)
+
+
+def _registered_keys(
+    registry: ClientRegistry, client_id: str, alg: str
+) -> tuple[str, list[tuple[Any, str]]]:
+    """The method an assertion signed with ``alg`` uses, and the client's keys for it
+    with their credential fingerprints (RFC 7523 §3: HS* is ``client_secret_jwt``)."""
+    import jwt
+
+    if alg.startswith("HS"):
+        method = "client_secret_jwt"
+        keys: list[tuple[Any, str]] = [(secret.encode(), credential_fingerprint(secret=secret))
+                                       for secret in registry.secrets_of(client_id) if secret]
+    else:
+        method = "private_key_jwt"
+        keys = [(jwt.PyJWK(dict(key)).key if isinstance(key, Mapping) else key,
+                 "key:" + key_thumbprint(key)) for key in registry.keys_of(client_id)]
+    if not keys or alg == "none":
+        raise OAuthFailure(401, "invalid_client", f"no {method} key for this client")
+    return method, keys
+
+
+def _verify_with_any(
+    assertion: str, keys: list[tuple[Any, str]], alg: str, audiences: tuple[str, ...]
+) -> tuple[dict[str, Any], str]:
+    """The verified claims and the fingerprint of the key that verified them: any of the
+    client's keys may have signed (several during a rotation)."""
+    import jwt
+
+    failure: Exception | None = None
+    for key, fingerprint in keys:
+        try:
+            verified: dict[str, Any] = jwt.decode(
+                assertion, key, algorithms=[alg], audience=list(audiences),
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+            )
+        except (jwt.InvalidSignatureError, jwt.InvalidKeyError, TypeError, ValueError) as exc:
+            # not this key (TypeError, ValueError: a key of another type than alg's)
+            if failure is None or isinstance(exc, jwt.InvalidSignatureError):
+                failure = exc
+        except jwt.PyJWTError as exc:  # this key verified it, the claims are wrong
+            raise OAuthFailure(401, "invalid_client", f"assertion rejected: {exc}") from exc
+        else:
+            return verified, fingerprint
+    raise OAuthFailure(401, "invalid_client", f"assertion rejected: {failure}") from failure
 
 
 def _common_name(cert: Mapping[str, Any]) -> str | None:

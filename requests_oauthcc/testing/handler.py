@@ -6,72 +6,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from .clients import OAuthFailure, authenticate_client
+from .clients import Authenticated, OAuthFailure, authenticate_client
 from .dpop import CheckedProof, DPoPError
 from .records import TokenRequestRecord
 from .resource import Refusal, ResourceRequest, authorize, dpop_nonce_header
+from .serving import JsonHandler
 
 if TYPE_CHECKING:
     from .server import OAuthTestServer
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many threads connect at once in the tests
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that hang up early (timeouts, refused bodies) are part of the tests."""
-
-
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     oauth: OAuthTestServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms ACK stalls
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send(
-        self, status: int, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_json(
-        self, status: int, payload: Any, headers: Mapping[str, str] | None = None
-    ) -> None:
-        hdrs = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-        hdrs.update(headers or {})
-        self._send(status, json.dumps(payload).encode(), hdrs)
 
     def _as_addressed(self) -> str:
         """The request's URL as the client addressed it: scheme, Host header, path."""
@@ -141,11 +94,13 @@ class Handler(BaseHTTPRequestHandler):
             record = TokenRequestRecord(form, None, None, dict(self.headers.items()))
             try:  # DPoP first: a nonce retry must not burn a client assertion's jti
                 proof = self._token_proof()
-                client_id, method = self._authenticate_client(form)
+                client = self._authenticate_client(form)
             except OAuthFailure:  # refused requests are logged too, with no client_id
                 self.oauth.token_log.append(record)
                 raise
-            self.oauth.token_log.append(replace(record, client_id=client_id, auth_method=method))
+            client_id, method = client.client_id, client.method
+            self.oauth.token_log.append(replace(record, client_id=client_id, auth_method=method,
+                                                credential=client.credential))
             if form.get("grant_type") != ["client_credentials"]:
                 raise OAuthFailure(400, "unsupported_grant_type", "only client_credentials")
             bound = self._peer_thumbprint() if method == "tls_client_auth" else None
@@ -193,13 +148,16 @@ class Handler(BaseHTTPRequestHandler):
         der = self.connection.getpeercert(binary_form=True)
         return hashlib.sha256(der).hexdigest() if der else None
 
-    def _authenticate_client(self, form: Mapping[str, list[str]]) -> tuple[str, str]:
-        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-        scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
+    def _authenticate_client(self, form: Mapping[str, list[str]]) -> Authenticated:
+        connection, scheme = self.connection, "http"
+        peer: dict[str, Any] | None = None
+        der: bytes | None = None
+        if isinstance(connection, ssl.SSLSocket):
+            peer, der, scheme = connection.getpeercert(), connection.getpeercert(True), "https"
         as_seen = f"{scheme}://{self.headers.get('Host', '')}{urlsplit(self.path).path}"
         return authenticate_client(
             self.oauth.registry, self.headers.get("Authorization", ""), form, peer,
-            audiences=(self.oauth.token_url, self.oauth.issuer, as_seen),
+            audiences=(self.oauth.token_url, self.oauth.issuer, as_seen), peer_der=der,
         )
 
     # -- protected resource -----------------------------------------------------------

@@ -28,13 +28,22 @@ class TokenRequestRecord:
 
     ``client_id`` and ``auth_method`` are ``None`` when the client was not authenticated
     (also when the request got a canned answer from :meth:`OAuthTestServer.queue_response`,
-    or its DPoP proof was refused before the client was authenticated).
+    or its DPoP proof was refused before the client was authenticated). A client
+    authenticated with a platform-issued assertion (a federated identity) is recorded as
+    ``private_key_jwt``.
+
+    ``credential``: which credential authenticated the client, as a short non-secret
+    fingerprint (``secret:...``, ``key:...``, ``assertion:...`` or ``cert:...``), ``None``
+    when none did; compare it with
+    :func:`~requests_oauthcc.testing.credential_fingerprint` of the credential you expect
+    (after a rotation: the new one).
     """
 
     form: Mapping[str, list[str]]
     client_id: str | None
     auth_method: str | None
     headers: Mapping[str, str]
+    credential: str | None = None
 
 
 @dataclass(frozen=True)

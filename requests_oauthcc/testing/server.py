@@ -11,8 +11,11 @@ Endpoints:
 
 - ``POST /token``: the client credentials grant, with every client authentication method
   of clients.py (``client_secret_basic`` decoded as RFC 6749 §2.3.1 says,
-  ``client_secret_post``, the JWT and mTLS methods); answers RFC 6749 §5.1/§5.2. A request
-  with a ``DPoP`` header gets a DPoP-bound token (RFC 9449 §5), see below.
+  ``client_secret_post``, the JWT and mTLS methods) and platform-issued client assertions
+  (RFC 7521 §4.2: a Kubernetes, Entra ID or GitHub Actions token of a
+  :class:`~requests_oauthcc.testing.FederatedIdentity`, checked as federation.py says);
+  answers RFC 6749 §5.1/§5.2. A request with a ``DPoP`` header gets a DPoP-bound token
+  (RFC 9449 §5), see below.
 - ``/resource`` (any method, any sub-path): 200 with a JSON echo of the request for a valid
   token, an RFC 6750 (or RFC 9449 §7.1) 401 otherwise. Under ``/resource/cookie`` a 401 also
   sets a cookie, and the echo shows the cookies received.
@@ -49,31 +52,45 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .clients import ClientRegistry, OAuthFailure
 from .dpop import DEFAULT_ALGS, CheckedProof, DPoPProofChecker
-from .handler import Handler, QuietServer
+from .federation import FederatedIdentity, Federation
+from .handler import Handler
 from .records import CannedResponse, IssuedToken, TokenRequestRecord
+from .serving import LoopbackService, QuietServer
 
 __all__ = ["CannedResponse", "IssuedToken", "OAuthTestServer", "TokenRequestRecord"]
 
 
-class OAuthTestServer:
+class OAuthTestServer(LoopbackService):
     """A local authorization server plus protected resource (see the module docstring).
 
-    ``clients``: client id -> secret. ``token_lifetime``: seconds, or ``None`` to leave
+    ``clients``: client id -> secret, or a sequence of secrets that are all accepted (a
+    secret rotation: old and new). ``token_lifetime``: seconds, or ``None`` to leave
     ``expires_in`` out. ``allowed_scopes``: when given, other scopes get ``invalid_scope``.
     ``granted_scope``: when given, the scope granted whatever was asked.
     ``expires_in_as_string`` and ``token_type`` shape the token response.
     ``certfile``/``keyfile``: serve https with this certificate chain and key (PEM paths).
     ``client_ca``: with https, ask clients for a certificate issued by this CA (PEM path);
     the verified certificate's subject is then visible to the handler.
-    ``client_keys``: client id -> public key (PEM or JWK dict) for ``private_key_jwt``;
-    ``client_secret_jwt`` uses the secret in ``clients``.
+    ``client_keys``: client id -> public key (PEM or JWK dict), or a sequence of keys
+    all accepted, for ``private_key_jwt``; ``client_secret_jwt`` uses the secrets in
+    ``clients``.
+    ``federated_clients``: client id -> :class:`FederatedIdentity` (or a sequence of
+    them): the client authenticates with a JWT its platform issued, sent as
+    ``client_assertion`` (RFC 7521 §4.2, RFC 7523 §2.2) with or without ``client_id``
+    (without: the one client whose identity has the token's ``iss`` and ``sub``). The
+    issuer's keys are discovered and fetched from ``{iss}/.well-known/openid-configuration``
+    (cached; fetched again once for an unknown ``kid``); signature, ``iss``, ``sub``,
+    ``aud`` and ``exp`` are checked, ``jti`` is not (a platform token is reused until
+    rotated). Refusals are 401 ``invalid_client``; the token log records
+    ``private_key_jwt`` and an ``assertion:`` credential. See
+    :class:`~requests_oauthcc.testing.FakeIssuer` for a platform to issue them.
     ``tls_clients``: client id -> certificate subject CN for the mTLS methods.
     ``issuer_path``: a path for the issuer (``https://host:port/tenant``).
     ``metadata``: ``"rfc8414"``, ``"oidc"`` or ``None``: which well-known document is served.
@@ -95,11 +112,17 @@ class OAuthTestServer:
     the resource's ``DPoP`` challenges. The checkers are :attr:`token_dpop` and
     :attr:`resource_dpop` (``.nonce()`` gives each one's current nonce); every accepted
     proof is appended to :attr:`dpop_proofs` as ``("token" | "resource", CheckedProof)``.
+
+    Records: :attr:`token_log` has a :class:`TokenRequestRecord` per token request, whose
+    ``credential`` fingerprints the secret, key, assertion or certificate that
+    authenticated it (:func:`~requests_oauthcc.testing.credential_fingerprint`).
     """
+
+    _thread_name = "oauth-test-server"
 
     def __init__(
         self,
-        clients: Mapping[str, str] | None = None,
+        clients: Mapping[str, str | Sequence[str]] | None = None,
         *,
         token_lifetime: float | None = 3600,
         allowed_scopes: Iterable[str] | None = None,
@@ -112,6 +135,8 @@ class OAuthTestServer:
         client_ca: str | None = None,
         client_keys: Mapping[str, Any] | None = None,
         tls_clients: Mapping[str, str] | None = None,
+        federated_clients: Mapping[str, FederatedIdentity | Sequence[FederatedIdentity]]
+        | None = None,
         issuer_path: str = "",
         metadata: str | None = "rfc8414",
         metadata_overrides: Mapping[str, Any] | None = None,
@@ -121,10 +146,12 @@ class OAuthTestServer:
         dpop_required: bool = False,
         dpop_algs: Iterable[str] | None = None,
     ) -> None:
+        super().__init__(host)
         self.registry = ClientRegistry(
             secrets=dict(clients if clients is not None else {"test-client": "test-secret"}),
             keys=dict(client_keys or {}),
             certificates=dict(tls_clients or {}),
+            federation=Federation(federated_clients),
         )
         self.issuer_path = "/" + issuer_path.strip("/") if issuer_path.strip("/") else ""
         self.metadata_style = metadata
@@ -135,7 +162,6 @@ class OAuthTestServer:
         self.granted_scope = granted_scope
         self.expires_in_as_string = expires_in_as_string
         self.token_type = token_type
-        self._host = host
         self._tls = (certfile, keyfile, client_ca) if certfile else None
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
@@ -152,19 +178,18 @@ class OAuthTestServer:
         self.token_dpop = DPoPProofChecker(require_nonce=dpop_nonce, algs=self.dpop_algs)
         self.resource_dpop = DPoPProofChecker(require_nonce=dpop_nonce, algs=self.dpop_algs)
         self.dpop_proofs: list[tuple[str, CheckedProof]] = []
-        self._httpd: QuietServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle --------------------------------------------------------------------
+    # -- lifecycle (serving.py) and addresses -----------------------------------------
 
-    def start(self) -> OAuthTestServer:
-        """Start serving on a free port; returns self."""
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class BoundHandler(Handler):
             oauth = server
 
-        self._httpd = QuietServer((self._host, 0), BoundHandler)
+        return BoundHandler
+
+    def _wrap_socket(self, httpd: QuietServer) -> None:
         if self._tls is not None:
             certfile, keyfile, client_ca = self._tls
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -172,46 +197,10 @@ class OAuthTestServer:
             if client_ca:
                 context.load_verify_locations(client_ca)
                 context.verify_mode = ssl.CERT_OPTIONAL
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="oauth-test-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
 
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> OAuthTestServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- addresses --------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("OAuthTestServer is not started")
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self._tls is not None else "http"
-        return f"{scheme}://{self._host}:{self.port}"
+    def _scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
 
     @property
     def issuer(self) -> str:
@@ -268,8 +257,8 @@ class OAuthTestServer:
 
     @property
     def client_secret(self) -> str:
-        """The first registered client's secret."""
-        return self.registry.secrets[self.client_id]
+        """The first registered client's secret (its first one, when it has several)."""
+        return self.registry.secrets_of(self.client_id)[0]
 
     def queue_response(
         self,
