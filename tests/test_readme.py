@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
 
 import requests_oauthcc.dpop  # noqa: F401 - see below
-from requests_oauthcc.testing import OAuthTestServer
+from requests_oauthcc.testing import FakeIssuer, FederatedIdentity, OAuthTestServer
 
 from .certs import make_pki
 from .conftest import RedisProcess
@@ -36,6 +37,8 @@ HOSTS = (
     "example.auth.eu-west-1.amazoncognito.com",
 )
 SECRET = "readme-example-secret"
+KEY_PASSWORD = "readme-key-password"
+K8S_SUBJECT = "system:serviceaccount:payments:worker"
 
 
 def examples() -> list[tuple[int, str]]:
@@ -67,10 +70,22 @@ def world(
     key_file.write_text(key.private_pem)
     dpop_key_file = directory / "dpop-key.pem"
     dpop_key_file.write_text(ec_pair().private_pem)
+    encrypted_key_file = directory / "client-key-encrypted.pem"
+    encrypted_key_file.write_bytes(key.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
+    issuer = FakeIssuer().start()  # the platform of the workload identity recipes
+    kubernetes = issuer.project(directory / "k8s", K8S_SUBJECT, "https://auth.example.com")
+    entra = issuer.project(directory / "entra", K8S_SUBJECT, "api://AzureADTokenExchange")
     server = OAuthTestServer(
         {"my-client-id": SECRET}, client_keys={"my-client-id": key.public_pem},
         tls_clients={"my-client-id": "test-client"}, certfile=pki.server_cert,
         keyfile=pki.server_key, client_ca=pki.ca, catch_all=True,
+        federated_clients={"my-client-id": [
+            FederatedIdentity(issuer.url, K8S_SUBJECT, "https://auth.example.com"),
+            FederatedIdentity(issuer.url, K8S_SUBJECT, "api://AzureADTokenExchange"),
+            FederatedIdentity(issuer.url, issuer.github_subject, "https://auth.example.com"),
+        ]},
     ).start()
     proxy = ConnectProxy(server.port)
     proxy.hosts = proxy_hosts  # shared, so the last test can see them
@@ -81,9 +96,14 @@ def world(
         "CLIENT_CERT_FILE": pki.client_cert,
         "CLIENT_CERT_KEY_FILE": pki.client_key, "TOKEN_CACHE_DIR": str(directory / "cache"),
         "TOKEN_CACHE_KEY": Fernet.generate_key().decode(),
+        "CLIENT_ENCRYPTED_KEY_FILE": str(encrypted_key_file), "CLIENT_KEY_PASSWORD": KEY_PASSWORD,
+        "SA_TOKEN_FILE": str(kubernetes.path), "AZURE_CLIENT_ID": "my-client-id",
+        "AZURE_TENANT_ID": "0b1e5c4a-5a5e-4d6f-9f7e-2a3b4c5d6e7f",
+        "AZURE_FEDERATED_TOKEN_FILE": str(entra.path), **issuer.environ(),
     }
     proxy.stop()
     server.stop()
+    issuer.stop()
 
 
 @pytest.fixture
