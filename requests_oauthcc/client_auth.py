@@ -19,7 +19,7 @@ from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_asserti
 from .errors import ConfigurationError
 from .form import check_text
 from .redaction import Secret, SensitiveText, hidden
-from .sources import Cert, PrivateKey, current_assertion
+from .sources import Cert, PrivateKey, ask, current_assertion
 
 __all__ = [
     "AUTH_METHODS",
@@ -90,7 +90,8 @@ def resolve_secret(secret: SecretSource) -> SensitiveText:
 
     Raises :class:`ConfigurationError` when it is not a non-empty string.
     """
-    value = hidden(secret() if callable(secret) else secret)  # no frame shows what came
+    # no frame shows what came
+    value = hidden(ask(secret, "the client_secret callable") if callable(secret) else secret)
     if isinstance(value, Secret):
         value = SensitiveText(value.reveal())
     if not isinstance(value, str) or not value:

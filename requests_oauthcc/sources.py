@@ -25,14 +25,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
 from ._files import shown_path
 from ._peek import expires_at, peek
 from ._watch import SETTLE_SECONDS, WatchedFile, file_state
-from .errors import ConfigurationError, CredentialError
+from .errors import ConfigurationError, CredentialError, OAuthError
 from .redaction import SensitiveBytes, SensitiveText, hidden
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ __all__ = [
     "CertificateAdapter",
     "PrivateKey",
     "SecretFile",
+    "ask",
     "assertion_source",
     "assertion_text",
     "check_cert",
@@ -58,8 +59,26 @@ logger = logging.getLogger(__name__)
 Cert = str | tuple[str, str]
 """A client certificate as requests takes it: a PEM path, or a ``(cert, key)`` pair."""
 
+_T = TypeVar("_T")
+
 ASSERTION_MIN_REMAINING = 5.0
 """A client assertion expiring within this many seconds is stale: read again before use."""
+
+
+def ask(source: Callable[[], _T], what: str) -> _T:
+    """What the user's zero-argument callable ``source`` gives now.
+
+    Whatever it raises besides this package's own errors (a vault client's, a ``KeyError``)
+    becomes a :class:`CredentialError` naming ``what`` and the exception type, chained: a
+    failure of the fetch, which the token holder treats as such (a token still valid stays
+    in use), not an unknown exception escaping from an API call.
+    """
+    try:
+        return source()
+    except OAuthError:
+        raise
+    except Exception as exc:
+        raise CredentialError(f"{what} raised {type(exc).__name__}") from exc
 
 
 # -- secrets ------------------------------------------------------------------------------
@@ -197,7 +216,7 @@ def current_assertion(source: Callable[[], str], clock: Callable[[], float] = ti
         if look == 2 and isinstance(source, AssertionFile):
             value: object = hidden(source.reread())
         else:
-            value = hidden(source())
+            value = hidden(ask(source, "the client_assertion callable"))
         try:
             if not isinstance(value, str):
                 raise ValueError(f"returned {type(value).__name__}, not the assertion text")
@@ -261,7 +280,8 @@ class PrivateKey:
     def _load(self, material: object) -> SigningKey:
         from ._jwt import load_signing_key
 
-        password = self.password() if callable(self.password) else self.password
+        password = (ask(self.password, "the private_key_password callable")
+                    if callable(self.password) else self.password)
         what = "private_key file" if self._file is not None else "private_key"
         return load_signing_key(material if not isinstance(material, bytes)  # type: ignore[arg-type]
                                 else SensitiveBytes(material), None, self.alg, what=what,
@@ -276,7 +296,7 @@ class PrivateKey:
             self._static = self._load(self.source)
             return self._static
         with self._lock:
-            material = self.source()
+            material = ask(self.source, "the private_key callable")
             last = self._last
             if last is not None and last[0] == material:
                 return last[1]
@@ -296,12 +316,16 @@ class PrivateKey:
 
     def check(self) -> SigningKey:
         """Load the key now; :class:`ConfigurationError` if it cannot be."""
-        return self._with_kid(self._key(check=True))
+        try:
+            return self._with_kid(self._key(check=True))
+        except CredentialError as exc:  # a callable failed: at construction, configuration
+            raise ConfigurationError(str(exc)) from exc
 
     def _with_kid(self, key: SigningKey) -> SigningKey:
         from dataclasses import replace
 
-        kid = self.key_id() if callable(self.key_id) else self.key_id
+        kid = ask(self.key_id, "the private_key_id callable") if callable(
+            self.key_id) else self.key_id
         if kid is not None and not isinstance(kid, str):
             raise CredentialError(f"private_key_id returned {type(kid).__name__}, not a str")
         return key if kid is None or kid == key.kid else replace(key, kid=kid)

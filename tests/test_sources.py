@@ -369,3 +369,31 @@ def test_a_dpop_key_may_be_an_encrypted_pem() -> None:
     with pytest.raises(ConfigurationError, match="not this key's password") as caught:
         DPoPKey.load(pem, password="Wrong-Pa55")
     assert "Pa55" not in str(caught.value)
+
+
+def test_a_failing_credential_callable_is_a_fetch_failure_not_a_crash() -> None:
+    """A secret callable that raises (a vault down) is a CredentialError, chained: while
+    the token in hand is still valid it stays in use (the early refresh failed, the API call
+    did not), and once it has expired the call raises CredentialError naming the callable."""
+    now = [0.0]
+    vault_up = [True]
+
+    def secret() -> str:
+        if not vault_up[0]:
+            raise KeyError("vault sealed")
+        return CLIENT_SECRET
+
+    with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, token_lifetime=100) as server:
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, secret, retries=0,
+                                     clock=lambda: now[0])
+        with requests.Session() as api:
+            assert api.get(server.resource_url, auth=auth).status_code == 200
+            vault_up[0] = False
+            now[0] = 95.0  # past the refresh time (90% of the life), before the expiry
+            assert api.get(server.resource_url, auth=auth).status_code == 200
+            now[0] = 101.0
+            with pytest.raises(CredentialError, match="client_secret callable raised KeyError"
+                               ) as caught:
+                api.get(server.resource_url, auth=auth)
+    assert isinstance(caught.value.__cause__, KeyError)
+    assert server.token_requests == 1
