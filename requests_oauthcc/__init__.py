@@ -28,9 +28,10 @@ from .errors import (
     UnsupportedGrantTypeError,
     UseDPoPNonceError,
 )
+from .private_keys import PrivateKey
 from .redaction import Secret
 from .retry import TokenRetry
-from .sources import AssertionFile, PrivateKey, SecretFile
+from .sources import AssertionFile, SecretFile
 from .token import Token
 
 if TYPE_CHECKING:

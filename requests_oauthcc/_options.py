@@ -16,11 +16,13 @@ from urllib3.util import parse_url
 
 from ._files import shown_path
 from ._urls import clear_text_reason, origin, sends_in_clear
+from .certificates import Cert, check_cert
 from .client_auth import SecretSource
 from .endpoint import Timeout
 from .errors import ConfigurationError, InsecureTransportError
 from .form import check_text
-from .sources import Cert, PrivateKey, SecretFile, check_cert
+from .private_keys import PrivateKey
+from .sources import SecretFile
 
 if TYPE_CHECKING:
     from ._proofs import Proofs

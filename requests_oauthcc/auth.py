@@ -35,6 +35,7 @@ from ._options import (
     replayable,
     replayable_params,
 )
+from .certificates import CertFiles, CertificateAdapter
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -46,11 +47,12 @@ from .client_auth import (
 from .endpoint import Timeout, TokenEndpoint, private_session
 from .errors import ConfigurationError
 from .form import grant_parameters
+from .private_keys import PrivateKey
 from .redaction import hidden
 from .resend import Resender
 from .retry import TokenRetry
 from .reuse import TokenHolder
-from .sources import AssertionSource, CertFiles, CertificateAdapter, PrivateKey, assertion_source
+from .sources import AssertionSource, assertion_source
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light

@@ -16,10 +16,12 @@ from typing import ClassVar, Protocol
 from urllib.parse import quote
 
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
+from .certificates import Cert
 from .errors import ConfigurationError
 from .form import check_text
+from .private_keys import PrivateKey
 from .redaction import Secret, SensitiveText, hidden
-from .sources import Cert, PrivateKey, ask, current_assertion
+from .sources import ask, current_assertion
 
 __all__ = [
     "AUTH_METHODS",
@@ -281,7 +283,7 @@ class ClientCredentials:
     """What the client may prove itself with; the auth method is chosen to fit.
 
     ``secret``: a client secret (or a callable returning it). ``key``: a
-    :class:`~requests_oauthcc.sources.PrivateKey`. ``assertion``: a client assertion's
+    :class:`~requests_oauthcc.private_keys.PrivateKey`. ``assertion``: a client assertion's
     source (``client_assertion=``). ``has_cert``: whether a client certificate is available
     to the token requests.
     """

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from .certificates import Cert, CertFiles
 from .client_auth import ClientAuthMethod, ClientAuthParts
 from .errors import (
     InvalidTokenResponseError,
@@ -28,7 +29,6 @@ from .errors import (
 from .redaction import REDACTED, Redactor, SensitiveText, without_frames
 from .response import interpret_token_response
 from .retry import TokenRetry
-from .sources import Cert, CertFiles
 from .token import Token
 from .transport import MAX_BODY_BYTES, Timeout, exchange, without_credentials
 

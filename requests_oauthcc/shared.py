@@ -18,7 +18,7 @@ from .transport import Watchdog
 
 if TYPE_CHECKING:
     from ._proofs import Proofs
-    from .sources import PrivateKey
+    from .private_keys import PrivateKey
 
 __all__ = ["SharedTokenSource", "shared_source"]
 

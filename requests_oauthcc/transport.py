@@ -63,6 +63,7 @@ from requests.hooks import dispatch_hook
 from requests.structures import CaseInsensitiveDict
 
 from ._urls import sends_in_clear
+from .certificates import Cert
 from .errors import InsecureTransportError, OAuthError
 from .redaction import (
     NO_SECRETS,
@@ -73,7 +74,6 @@ from .redaction import (
     server_text,
     without_frames,
 )
-from .sources import Cert
 
 __all__ = [
     "MAX_BODY_BYTES",
