@@ -104,8 +104,8 @@ def load_signing_key(
             f"{type(password).__name__}")
     if isinstance(material, Mapping) and password is not None:
         raise ConfigurationError(
-            f"{what} is a JWK, which is never encrypted: private_key_password= applies to an "
-            "encrypted PEM; remove it")
+            f"{what} is a JWK, which is never encrypted: a password applies to an encrypted "
+            "PEM; remove it")
     if isinstance(material, Mapping):
         if material.get("kty") not in ("EC", "RSA", "OKP"):
             raise ConfigurationError(
@@ -195,7 +195,7 @@ def _load_pem(data: bytes, what: str, password: str | bytes | None = None) -> An
                  if data.find(b"-----BEGIN") >= 0 else "holds no PEM private key")
         raise ConfigurationError(f"{what} {found}")
     if password is not None and not password:
-        raise ConfigurationError("private_key_password is empty; give the key's password")
+        raise ConfigurationError(f"{what} could not be loaded: the password given is empty")
     secret = password.encode("utf-8") if isinstance(password, str) else password
     encrypted = data.find(b"ENCRYPTED") >= 0
     kind = None
@@ -205,12 +205,13 @@ def _load_pem(data: bytes, what: str, password: str | bytes | None = None) -> An
     except (ValueError, TypeError):  # their messages say nothing we do not say better
         if encrypted and secret is None:
             kind = "it is encrypted: give its password" + (
-                " as private_key_password=" if what.startswith("private_key") else "")
+                " (private_key_password=, or OAUTH_PRIVATE_KEY_PASSWORD for from_env and the "
+                "CLI)" if what.startswith("private_key") else "")
         elif encrypted:
-            kind = "private_key_password is not this key's password (or the key is damaged)"
+            kind = "the password given is not this key's password (or the key is damaged)"
         elif secret is not None:
-            kind = ("private_key_password was given, but the key is not encrypted: remove the "
-                    "password, or give the encrypted key")
+            kind = ("a password was given, but the key is not encrypted: remove the password, "
+                    "or give the encrypted key")
         else:
             kind = "unreadable PEM" + (" (its line breaks are written as \\n: use real ones)"
                                        if data.find(b"\\n") >= 0 else "")

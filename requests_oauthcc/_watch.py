@@ -107,10 +107,10 @@ class WatchedFile(Generic[_T]):
                     problem = exc
                 except OSError as exc:
                     problem = CredentialError(
-                        f"{self.what} {shown_path(self.path)} could not be read: "
+                        f"{self.what} {self._shown()} could not be read: "
                         f"{exc.strerror or type(exc).__name__}")
                 except ValueError as exc:
-                    problem = CredentialError(f"{self.what} {shown_path(self.path)} {exc}")
+                    problem = CredentialError(f"{self.what} {self._shown()} {exc}")
                 else:
                     self._state, self._value = state, value
                     self._racy = state[3] >= read_at - int(RACY_SECONDS * 1e9)
@@ -121,6 +121,11 @@ class WatchedFile(Generic[_T]):
                     raise problem
                 settle_until = settle_until or now + SETTLE_SECONDS
                 time.sleep(_SETTLE_STEP)
+
+    def _shown(self) -> str:
+        """The path for a message: quoted once the file has been read (it is a path), else
+        by the rule of :func:`~requests_oauthcc._files.shown_path`."""
+        return repr(self.path) if self._value is not None else shown_path(self.path)
 
     def __repr__(self) -> str:
         return f"WatchedFile({self.path!r})"

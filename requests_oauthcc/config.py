@@ -88,6 +88,9 @@ def _credentials(prefix: str, get: Callable[[str], str | None],
         raise conflict("PRIVATE_KEY_FILE", "CLIENT_ASSERTION_FILE")
     if key_file:
         options["private_key"] = Path(key_file)
+        password = get("PRIVATE_KEY_PASSWORD")
+        if password:
+            options["private_key_password"] = password
     if assertion_file:
         options["client_assertion"] = Path(_file(
             prefix, "CLIENT_ASSERTION_FILE", assertion_file,

@@ -113,7 +113,8 @@ class TokenEndpoint:
             logger.info(
                 "fetched token for client_id=%s from %s: token_type=%s scope=%s "
                 "lifetime=%s in %.3fs (%d attempt%s)",
-                self.client_id, self.token_url, token.token_type, token.scope,
+                self.client_id or "(named by the assertion)", self.token_url,
+                token.token_type, token.scope,
                 "unknown" if token.lifetime is None else f"{token.lifetime:.0f}s",
                 time.monotonic() - started, attempt, "" if attempt == 1 else "s",
             )

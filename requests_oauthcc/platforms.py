@@ -40,6 +40,10 @@ __all__ = [
 KUBERNETES_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 """Where Kubernetes mounts a pod's service account token by default."""
 
+_PROJECTED_HINT = (
+    "give the path of the token of a serviceAccountToken projected volume: the volume's "
+    "mountPath joined with its path (e.g. /var/run/secrets/tokens/oauth-token)"
+)
 _KUBERNETES_HINT = (
     "outside a Kubernetes pod, or with automountServiceAccountToken: false, there is no "
     "default token. Its audience is the Kubernetes API server anyway: for an authorization "
@@ -78,10 +82,9 @@ def kubernetes_token(path: str | os.PathLike[str] = KUBERNETES_TOKEN_PATH) -> As
     message names the path only when something exists there (a value given by mistake may
     be the token).
     """
-    where = "the service account token file" + (
-        f" {KUBERNETES_TOKEN_PATH!r}" if isinstance(path, (str, os.PathLike))
-        and os.fspath(path) == KUBERNETES_TOKEN_PATH else "")
-    return _check_token_file(path, where, _KUBERNETES_HINT)
+    default = isinstance(path, (str, os.PathLike)) and os.fspath(path) == KUBERNETES_TOKEN_PATH
+    where = "the service account token file" + (f" {KUBERNETES_TOKEN_PATH!r}" if default else "")
+    return _check_token_file(path, where, _KUBERNETES_HINT if default else _PROJECTED_HINT)
 
 
 class WorkloadIdentity(TypedDict):

@@ -176,8 +176,9 @@ def test_missing_file_fails_when_configured_and_a_vanished_one_at_token_time(
     path.write_text(mint(pair, key_server.token_url))
     auth = ClientCredentialsAuth(key_server.token_url, CLIENT_ID, client_assertion=path)
     path.unlink()
-    with pytest.raises(CredentialError, match="could not be read: No such file"):
+    with pytest.raises(CredentialError, match="could not be read: No such file") as caught:
         auth.fetch_token()
+    assert repr(str(path)) in str(caught.value)  # it was read before: a path, shown
     assert key_server.token_requests == 0
 
 

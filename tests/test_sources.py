@@ -211,8 +211,8 @@ def test_a_wrong_or_missing_password_names_the_problem_not_the_password(
     pem = encrypted(pair, b"s3cret-Pa55word")
     cases: list[tuple[str | bytes, str | None, str]] = [
         (pem, "Wrong-Pa55word-xyz", "not this key's password"),
-        (pem, None, "it is encrypted: give its password as private_key_password="),
-        (pem, "", "private_key_password is empty"),
+        (pem, None, r"it is encrypted: give its password \(private_key_password="),
+        (pem, "", "the password given is empty"),
         (pair.private_pem.encode(), "Needless-Pa55word", "the key is not encrypted"),
         (json.dumps(pair.private_jwk()), "Needless-Pa55word", "JWK, which is never encrypted"),
     ]
@@ -397,3 +397,19 @@ def test_a_failing_credential_callable_is_a_fetch_failure_not_a_crash() -> None:
                 api.get(server.resource_url, auth=auth)
     assert isinstance(caught.value.__cause__, KeyError)
     assert server.token_requests == 1
+
+
+def test_from_env_takes_the_private_key_password(tmp_path: Path) -> None:
+    """OAUTH_PRIVATE_KEY_PASSWORD decrypts OAUTH_PRIVATE_KEY_FILE (from_env and the CLI);
+    without it the error names both ways to give it."""
+    pair = ec_pair()
+    path = tmp_path / "key.pem"
+    path.write_bytes(encrypted(pair, b"env-Pa55"))
+    with OAuthTestServer({}, client_keys={CLIENT_ID: pair.public_pem}) as server:
+        env = {"OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": CLIENT_ID,
+               "OAUTH_PRIVATE_KEY_FILE": str(path)}
+        with pytest.raises(ConfigurationError, match="OAUTH_PRIVATE_KEY_PASSWORD"):
+            ClientCredentialsAuth.from_env(environ=env)
+        auth = ClientCredentialsAuth.from_env(
+            environ={**env, "OAUTH_PRIVATE_KEY_PASSWORD": "env-Pa55"})
+        assert auth.fetch_token() and server.token_log[-1].auth_method == "private_key_jwt"

@@ -218,7 +218,10 @@ def _verify_with_any(
             raise OAuthFailure(401, "invalid_client", f"assertion rejected: {exc}") from exc
         else:
             return verified, fingerprint
-    raise OAuthFailure(401, "invalid_client", f"assertion rejected: {failure}") from failure
+    reason = ("the signature does not verify with the client's keys"
+              if isinstance(failure, jwt.InvalidSignatureError) else
+              f"no key of the client fits the assertion's alg {alg!r}")
+    raise OAuthFailure(401, "invalid_client", f"assertion rejected: {reason}") from failure
 
 
 def _common_name(cert: Mapping[str, Any]) -> str | None:

@@ -215,6 +215,11 @@ def _decode(assertion: str, jwk: Mapping[str, Any], alg: str, audiences: list[st
     try:
         jwt.decode(assertion, key, algorithms=[alg], audience=audiences, issuer=issuer,
                    options={"require": ["iss", "sub", "aud", "exp"]})
+    except jwt.InvalidAudienceError:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+        raise FederationRefused(
+            f"the assertion's aud {str(claims.get('aud'))[:200]!r} is not the expected "
+            f"audience ({', '.join(map(repr, audiences))})") from None
     except jwt.PyJWTError as exc:
         raise FederationRefused(_reason(exc)) from None
 
