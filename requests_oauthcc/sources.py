@@ -119,8 +119,8 @@ _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 def assertion_text(data: bytes | str) -> SensitiveText:
     """The assertion in ``data``, once it looks like a JWT (RFC 7523 §2.2) that says when
     it expires; ``ValueError`` saying what is wrong, never quoting it."""
-    try:
-        text = (data.decode("ascii") if isinstance(data, bytes) else data).strip()
+    try:  # hidden: no local of a frame left in a traceback (not a JWT) shows it
+        text = hidden((data.decode("ascii") if isinstance(data, bytes) else data).strip())
     except UnicodeDecodeError:
         raise ValueError("is not a JWT (it holds non-ASCII bytes)") from None
     if not text:
@@ -198,13 +198,16 @@ def current_assertion(source: Callable[[], str], clock: Callable[[], float] = ti
             value: object = hidden(source.reread())
         else:
             value = hidden(source())
+        problem = None
         try:
             if not isinstance(value, str):
                 raise ValueError(f"returned {type(value).__name__}, not the assertion text")
             text = assertion_text(value)
             exp = expires_at(peek(text)[1])
         except ValueError as exc:
-            raise CredentialError(f"the client assertion from {where} {exc}") from None
+            problem = str(exc)
+        if problem is not None:  # raised here: no __context__ keeps the parsers' frames
+            raise CredentialError(f"the client assertion from {where} {problem}")
         remaining = None if exp is None else exp - clock()
         if remaining is None or remaining > ASSERTION_MIN_REMAINING:
             return text
@@ -261,7 +264,7 @@ class PrivateKey:
     def _load(self, material: object) -> SigningKey:
         from ._jwt import load_signing_key
 
-        password = self.password() if callable(self.password) else self.password
+        password = hidden(self.password() if callable(self.password) else self.password)
         what = "private_key file" if self._file is not None else "private_key"
         return load_signing_key(material if not isinstance(material, bytes)  # type: ignore[arg-type]
                                 else SensitiveBytes(material), None, self.alg, what=what,
@@ -276,12 +279,12 @@ class PrivateKey:
             self._static = self._load(self.source)
             return self._static
         with self._lock:
-            material = self.source()
+            material = hidden(self.source())  # a frame of a failed load must not show it
             last = self._last
             if last is not None and last[0] == material:
                 return last[1]
             key = self._load(material)
-            self._last = (hidden(material), key)
+            self._last = (material, key)
             return key
 
     def current(self) -> SigningKey:

@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from requests_oauthcc import (
+    ClientCredentialsAuth,
     ConfigurationError,
     CredentialError,
 )
 from requests_oauthcc.platforms import GitHubActionsOIDC, kubernetes_token
 
+from .conftest import CLIENT_ID
+from .keys import rsa_pair
 from .rawserver import RawServer, raw_response
 from .test_secrets import with_locals
 
@@ -93,3 +97,91 @@ def test_a_huge_integer_iat_is_ignored() -> None:
     with RawServer(lambda request: [(0, raw_response(200, body))]) as server:
         source = GitHubActionsOIDC("api://x", environ=github_environ(server))
         assert source() == token
+
+
+# -- private keys and passwords in the frames of a failed load -------------------------------
+
+
+def encrypted_pem(password: bytes) -> str:
+    pem: bytes = rsa_pair().private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password))
+    return pem.decode()
+
+
+def test_a_key_callable_that_fails_to_load_shows_no_key_in_any_frame() -> None:
+    """private_key= a callable returning a PEM that does not load (its line breaks written
+    as \\n, as in an environment variable): the ConfigurationError's frames hold no line of
+    the key."""
+    pem = rsa_pair().private_pem
+    line = pem.splitlines()[3]
+    escaped = pem.replace("\n", "\\n")
+    with pytest.raises(ConfigurationError, match="line breaks") as caught:
+        ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID,
+                              private_key=lambda: escaped)
+    assert line not in shown(caught.value)
+
+
+def test_a_password_callable_shows_in_no_frame() -> None:
+    """private_key_password= a callable: a wrong password, or one given for a key that is
+    not encrypted, is refused without the password (or the encrypted key) in any frame."""
+    password = "callable-Pa55word-Hq7"
+    pem = encrypted_pem(b"the-right-one")
+    for key in (pem, rsa_pair().private_pem):
+        with pytest.raises(ConfigurationError, match="private_key_password") as caught:
+            ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID, private_key=key,
+                                  private_key_password=lambda: password)
+        text = shown(caught.value)
+        assert password not in text and password.encode().hex() not in text
+    with pytest.raises(ConfigurationError) as caught:
+        ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID,
+                              private_key=lambda: pem, private_key_password="wrong")
+    assert pem.splitlines()[3] not in shown(caught.value)
+
+
+def test_a_dpop_key_password_shows_in_no_frame() -> None:
+    """DPoPKey.load(password=...): a wrong password is refused without it in any frame."""
+    from requests_oauthcc import DPoPKey
+
+    password = "dpop-Pa55word-Xr4t"
+    with pytest.raises(ConfigurationError) as caught:
+        DPoPKey.load(encrypted_pem(b"the-right-one"), password=password)
+    assert password not in shown(caught.value)
+
+
+def test_a_rotated_key_file_with_a_wrong_password_shows_it_nowhere(tmp_path: Path) -> None:
+    """A key file rotated to one the password callable does not open: the token request's
+    CredentialError holds the password in no frame of its chain."""
+    password = "rotating-Pa55word-Lm2"
+    path = tmp_path / "key.pem"
+    path.write_text(encrypted_pem(password.encode()))
+    auth = ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID, private_key=path,
+                                 private_key_password=lambda: password)
+    replaced = tmp_path / "key.new"
+    replaced.write_text(encrypted_pem(b"another-password"))
+    os.replace(replaced, path)
+    with pytest.raises(CredentialError, match="password") as caught:
+        auth.fetch_token()
+    assert password not in shown(caught.value)
+
+
+def test_an_assertion_callable_returning_no_jwt_shows_it_in_no_frame() -> None:
+    """client_assertion= a callable returning something that is not a JWT (an opaque
+    token): CredentialError, and no frame of its chain (``__context__`` included) holds it."""
+    opaque = "opaque-credential-" + secrets.token_urlsafe(24)
+    auth = ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID,
+                                 client_assertion=lambda: opaque)
+    with pytest.raises(CredentialError, match="not a JWT") as caught:
+        auth.fetch_token()
+    assert opaque not in shown(caught.value)
+
+
+def test_an_assertion_callable_returning_a_bad_jwt_shows_it_in_no_frame() -> None:
+    """The same for a JWT whose exp is not a number: the signature is in no frame."""
+    signature = secrets.token_urlsafe(48)
+    bad = make_jwt({"iss": "i", "sub": "s", "exp": "tomorrow"}, signature)
+    auth = ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID,
+                                 client_assertion=lambda: bad)
+    with pytest.raises(CredentialError, match="exp") as caught:
+        auth.fetch_token()
+    assert signature not in shown(caught.value)
