@@ -185,3 +185,19 @@ def test_an_assertion_callable_returning_a_bad_jwt_shows_it_in_no_frame() -> Non
     with pytest.raises(CredentialError, match="exp") as caught:
         auth.fetch_token()
     assert signature not in shown(caught.value)
+
+
+# -- server echoes in UTF-16 -------------------------------------------------------------------
+
+
+def test_a_request_token_echoed_in_utf16_is_not_shown() -> None:
+    """A token service refusing the request with a UTF-16 body (as .NET servers may send)
+    that echoes the request token: the message does not show it, not even spaced out."""
+    body = json.dumps({"message": f"bad token {REQUEST_TOKEN}"}).encode("utf-16")
+    answer = raw_response(401, body,
+                          headers={"Content-Type": "application/json; charset=utf-16"})
+    with RawServer(lambda request: [(0, answer)]) as server, \
+            pytest.raises(CredentialError) as caught:
+        GitHubActionsOIDC("api://x", environ=github_environ(server))()
+    message = str(caught.value)
+    assert REQUEST_TOKEN not in message.replace(" ", "").replace("\x00", "")
