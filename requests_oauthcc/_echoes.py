@@ -80,7 +80,7 @@ def _hex_runs(text: str) -> str:
 def _skeleton(text: str) -> str:
     """The text without what may split an echo: HTML tags, string concatenation, and
     format characters (zero-width space, soft hyphen)."""
-    text = _SPLITTERS.sub("", text)
+    text = _SPLITTERS.sub("", text).replace("\x00", "")  # UTF-16 or -32 read as UTF-8
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 

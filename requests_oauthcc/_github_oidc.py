@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from ._options import check_url
-from ._peek import expires_at, peek
+from ._peek import expires_at, numeric_date, peek
 from ._urls import clear_text_reason, sends_in_clear, target_uri
 from .errors import ConfigurationError, CredentialError, InsecureTransportError
 from .form import check_text
@@ -201,9 +201,11 @@ class GitHubActionsOIDC:
                 f"the GitHub Actions ID token expires {_when(exp - now)}; GitHub issued it "
                 "already (nearly) expired by this machine's clock: check the clock"
             )
-        iat = claims.get("iat")
-        issued = (float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool)
-                  and math.isfinite(iat) and iat < exp else now)
+        try:
+            iat = numeric_date(claims, "iat")
+        except ValueError:
+            iat = None  # unusable: the lifetime is counted from now
+        issued = iat if iat is not None and iat < exp else now
         life = exp - issued
         refresh_at = exp - max(MIN_MARGIN, MARGIN_FRACTION * life)
         self._held = _Held(token, refresh_at)

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import ConfigurationError
-from .redaction import SensitiveBytes, server_text
+from .redaction import SensitiveBytes, hidden, server_text
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HMAC_ALGS = ("HS256", "HS384", "HS512")
@@ -96,6 +96,9 @@ def load_signing_key(
     error messages (the option it came from), which never show the key or the password.
     Raises :class:`ConfigurationError`.
     """
+    # Hidden: the frames of a key that fails to load must show neither (a traceback with
+    # locals is what error reporters capture).
+    private_key, password = hidden(private_key), hidden(password)
     jwt = require_pyjwt()
     material = _key_material(private_key, what)
     if password is not None and not isinstance(password, (str, bytes)):
@@ -168,7 +171,7 @@ def _jwk_of(data: bytes, what: str) -> Mapping[str, Any]:
 
     problem: str | None = None
     try:
-        document = json.loads(data)
+        document = hidden(json.loads(data))  # a private JWK: no frame may show it
     except json.JSONDecodeError as exc:  # its message holds no content, only a position
         problem = f"is not valid JSON ({exc.msg} at line {exc.lineno})"
     except ValueError:
@@ -179,7 +182,7 @@ def _jwk_of(data: bytes, what: str) -> Mapping[str, Any]:
         if len(document["keys"]) != 1:
             raise ConfigurationError(
                 f"{what} is a JWK Set of {len(document['keys'])} keys: give one key")
-        document = document["keys"][0]
+        document = hidden(document["keys"][0])
     if not isinstance(document, dict) or "kty" not in document:
         raise ConfigurationError(
             f"{what} holds no JWK: give a JSON object with \"kty\" (or a JWK Set of one key)")

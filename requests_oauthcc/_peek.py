@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_JWT_LENGTH", "expires_at", "peek"]
+__all__ = ["MAX_JWT_LENGTH", "expires_at", "numeric_date", "peek"]
 
 MAX_JWT_LENGTH = 16 * 1024
 """A JWT longer than this (characters) is refused unread: platform tokens are a few KiB."""
@@ -38,10 +38,33 @@ def peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """
     if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH:
         raise ValueError(f"it is not a JWT of at most {MAX_JWT_LENGTH} characters")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]) or not token.isascii():
+    # Only the header and the payload are kept: no local of a frame left in a traceback
+    # (a payload that is not JSON) holds the signature, which makes the token usable.
+    header, payload = token.split(".", 2)[:2] if token.count(".") == 2 else ("", "")
+    if not header or not payload or not token.isascii():
         raise ValueError("it is not a JWT (three base64url parts joined by dots)")
-    return _segment(parts[0], "header"), _segment(parts[1], "payload")
+    return _segment(header, "header"), _segment(payload, "payload")
+
+
+def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    """The claim ``name`` (``exp``, ``iat``) in seconds since the epoch, or ``None`` when
+    there is none.
+
+    Raises :class:`ValueError` for a value that is not a finite number (RFC 7519 §2
+    NumericDate), an integer too large for a float included (JSON allows any).
+    """
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"its {name} claim is not a number of seconds")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise ValueError(f"its {name} claim is not a number of seconds")
+    return seconds
 
 
 def expires_at(claims: Mapping[str, Any]) -> float | None:
@@ -50,9 +73,4 @@ def expires_at(claims: Mapping[str, Any]) -> float | None:
     Raises :class:`ValueError` for an ``exp`` that is not a finite number (RFC 7519 §2
     NumericDate).
     """
-    exp = claims.get("exp")
-    if exp is None:
-        return None
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
-        raise ValueError("its exp claim is not a number of seconds")
-    return float(exp)
+    return numeric_date(claims, "exp")

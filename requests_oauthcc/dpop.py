@@ -23,7 +23,7 @@ from typing import Any
 from ._jwt import PrivateKeySource, key_algs, load_signing_key, require_pyjwt
 from ._urls import target_uri
 from .errors import ConfigurationError
-from .redaction import SensitiveBytes, SensitiveText
+from .redaction import SensitiveBytes, SensitiveText, hidden
 
 __all__ = ["DPoPKey", "access_token_hash", "b64url"]
 
@@ -127,6 +127,7 @@ class DPoPKey:
         EC, ``EdDSA`` for Ed25519. Raises :class:`~requests_oauthcc.ConfigurationError`
         naming what is wrong (never the key).
         """
+        source, password = hidden(source), hidden(password)  # no frame shows them
         loaded = load_signing_key(source, what="DPoP key", password=password)
         return cls(loaded.key, alg or loaded.alg)
 

@@ -57,8 +57,8 @@ class PrivateKey:
     def _load(self, material: object) -> SigningKey:
         from ._jwt import load_signing_key
 
-        password = (ask(self.password, "the private_key_password callable")
-                    if callable(self.password) else self.password)
+        password = hidden(ask(self.password, "the private_key_password callable")
+                          if callable(self.password) else self.password)
         what = "private_key file" if self._file is not None else "private_key"
         return load_signing_key(material if not isinstance(material, bytes)  # type: ignore[arg-type]
                                 else SensitiveBytes(material), None, self.alg, what=what,
@@ -73,12 +73,12 @@ class PrivateKey:
             self._static = self._load(self.source)
             return self._static
         with self._lock:
-            material = ask(self.source, "the private_key callable")
+            material = hidden(ask(self.source, "the private_key callable"))  # no frame shows it
             last = self._last
             if last is not None and last[0] == material:
                 return last[1]
             key = self._load(material)
-            self._last = (hidden(material), key)
+            self._last = (material, key)
             return key
 
     def current(self) -> SigningKey:

@@ -120,8 +120,8 @@ _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 def assertion_text(data: bytes | str) -> SensitiveText:
     """The assertion in ``data``, once it looks like a JWT (RFC 7523 §2.2) that says when
     it expires; ``ValueError`` saying what is wrong, never quoting it."""
-    try:
-        text = (data.decode("ascii") if isinstance(data, bytes) else data).strip()
+    try:  # hidden: no local of a frame left in a traceback (not a JWT) shows it
+        text = hidden((data.decode("ascii") if isinstance(data, bytes) else data).strip())
     except UnicodeDecodeError:
         raise ValueError("is not a JWT (it holds non-ASCII bytes)") from None
     if not text:
@@ -199,13 +199,16 @@ def current_assertion(source: Callable[[], str], clock: Callable[[], float] = ti
             value: object = hidden(source.reread())
         else:
             value = hidden(ask(source, "the client_assertion callable"))
+        problem = None
         try:
             if not isinstance(value, str):
                 raise ValueError(f"returned {type(value).__name__}, not the assertion text")
             text = assertion_text(value)
             exp = expires_at(peek(text)[1])
         except ValueError as exc:
-            raise CredentialError(f"the client assertion from {where} {exc}") from None
+            problem = str(exc)
+        if problem is not None:  # raised here: no __context__ keeps the parsers' frames
+            raise CredentialError(f"the client assertion from {where} {problem}")
         remaining = None if exp is None else exp - clock()
         if remaining is None or remaining > ASSERTION_MIN_REMAINING:
             return text
