@@ -134,7 +134,7 @@ def test_a_password_callable_shows_in_no_frame() -> None:
     password = "callable-Pa55word-Hq7"
     pem = encrypted_pem(b"the-right-one")
     for key in (pem, rsa_pair().private_pem):
-        with pytest.raises(ConfigurationError, match="private_key_password") as caught:
+        with pytest.raises(ConfigurationError, match="password") as caught:
             ClientCredentialsAuth("http://127.0.0.1:1/token", CLIENT_ID, private_key=key,
                                   private_key_password=lambda: password)
         text = shown(caught.value)
