@@ -45,6 +45,18 @@ _PERMISSION_HINT = (
 )
 
 
+RETRIES = 3
+"""Transient failures (no answer, 429, 5xx) retried within the call's ``timeout``, as
+``@actions/core``'s client retries them."""
+RETRY_BACKOFF = 0.25
+"""Seconds before the first retry, doubled for each next one."""
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _Unavailable(CredentialError):
+    """A failure that may pass: retried while the call's time allows."""
+
+
 class _Held(NamedTuple):
     token: SensitiveText
     refresh_at: float
@@ -68,7 +80,9 @@ class GitHubActionsOIDC:
     ``Authorization: Bearer <request token>``; the answer is JSON ``{"value": "<jwt>"}``.
     The request goes through :func:`~requests_oauthcc.transport.exchange`: https (plain
     http only to a loopback host reached directly), no redirect followed, at most 64 KiB
-    read, ``timeout`` bounding it all. The token is read, not verified
+    read, ``timeout`` bounding it all, retries included: a transient failure (no answer,
+    429, 500, 502, 503, 504) is retried up to ``retries`` times (default 3), after 0.25 s,
+    0.5 s, 1 s, while the timeout allows. The token is read, not verified
     (:mod:`~requests_oauthcc._peek`), for its ``exp``: it is kept until
     ``max(60 s, 10% of its lifetime)`` before then and handed out again meanwhile; one
     that expires within 5 s is never handed out. Threads share one lock, so callers at
@@ -94,6 +108,7 @@ class GitHubActionsOIDC:
         audience: str | None = None,
         *,
         timeout: float = 10.0,
+        retries: int = RETRIES,
         environ: Mapping[str, str] | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
@@ -104,6 +119,8 @@ class GitHubActionsOIDC:
                 or not math.isfinite(timeout) or timeout <= 0):
             raise ConfigurationError(f"timeout must be a positive number of seconds; got "
                                      f"{timeout!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"retries must be a count (0 or more); got {retries!r}")
         if session is not None and not isinstance(session, requests.Session):
             raise ConfigurationError("session must be a requests.Session")
         env = os.environ if environ is None else environ
@@ -129,6 +146,7 @@ class GitHubActionsOIDC:
         self._url = url
         self._request_token = Secret(request_token)
         self._timeout = float(timeout)
+        self._retries = retries
         self._clock = clock
         self._session = session
         self._own_session = session is None
@@ -151,12 +169,25 @@ class GitHubActionsOIDC:
             if held is not None and self._clock() < held.refresh_at:
                 return held.token
             self._held = None
-            token, claims = self._fetch()
-            return self._keep(token, claims)
+            deadline = time.monotonic() + self._timeout
+            attempt = 0
+            while True:
+                try:
+                    token, claims = self._fetch(deadline)
+                except _Unavailable as exc:
+                    delay = RETRY_BACKOFF * 2 ** attempt
+                    attempt += 1
+                    if attempt > self._retries or time.monotonic() + delay >= deadline:
+                        raise CredentialError(str(exc)) from exc.__cause__
+                    logger.warning("GitHub Actions token service failed (%s); retrying in "
+                                   "%.2fs", exc, delay)
+                    time.sleep(delay)
+                    continue
+                return self._keep(token, claims)
 
-    def _fetch(self) -> tuple[SensitiveText, Mapping[str, Any]]:
+    def _fetch(self, deadline: float) -> tuple[SensitiveText, Mapping[str, Any]]:
         def failed(message: str, response: requests.Response | None) -> CredentialError:
-            return CredentialError(f"could not get a GitHub Actions ID token: {message}")
+            return _Unavailable(f"could not get a GitHub Actions ID token: {message}")
 
         if self._session is None:
             self._session = requests.Session()
@@ -164,10 +195,12 @@ class GitHubActionsOIDC:
             self._session, "GET", _with_audience(self._url, self.audience),
             headers={"Authorization": SensitiveText(f"Bearer {self._request_token.reveal()}"),
                      "Accept": "application/json"},
-            timeout=self._timeout, fail=failed, max_body_bytes=MAX_ANSWER_BYTES,
-            redact=self._redactor(),
+            timeout=self._timeout, deadline=deadline, fail=failed,
+            max_body_bytes=MAX_ANSWER_BYTES, redact=self._redactor(),
         )
         where = f"the GitHub Actions token service ({target_uri(self._url)})"
+        if response.status_code in TRANSIENT_STATUSES:
+            raise _Unavailable(f"{where} answered {self._refusal(response, body)}")
         if response.status_code != 200:
             raise CredentialError(f"{where} answered {self._refusal(response, body)}")
         if body is None:
@@ -244,12 +277,14 @@ class GitHubActionsOIDC:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"audience": self._audience, "url": self._url, "timeout": self._timeout,
+                "retries": self._retries,
                 "clock": self._clock, "request_token": self._request_token}
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         self._audience = state["audience"]
         self._url = state["url"]
         self._timeout = state["timeout"]
+        self._retries = state.get("retries", RETRIES)
         self._clock = state["clock"]
         self._request_token = state["request_token"]
         self._session = None

@@ -212,7 +212,6 @@ def test_a_request_token_echoed_in_utf16_is_not_shown() -> None:
 # -- findings left to the lead -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="GitHubActionsOIDC never retries a transient failure")
 def test_a_transient_token_service_failure_is_retried() -> None:
     """GitHub's token service answering 503 once (@actions/core's getIDToken retries 5xx up
     to 10 times): with retries=3 the token request still succeeds."""

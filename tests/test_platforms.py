@@ -619,7 +619,7 @@ def test_any_answer_gives_a_usable_jwt_or_a_credential_error(
     token."""
     server, answer = scripted
     answer["raw"] = raw_response(status, body, {"Content-Type": content_type})
-    source = GitHubActionsOIDC(timeout=2.0, environ=raw_environ(server))
+    source = GitHubActionsOIDC(timeout=2.0, retries=0, environ=raw_environ(server))
     started = time.monotonic()
     try:
         token = source()
