@@ -128,8 +128,8 @@ class CredentialFingerprint:
       of its current public key (SubjectPublicKeyInfo DER), computed again only when the
       key rotates; a public value needs no slow hash.
     - ``assertion`` (``client_assertion=``, a callable): SHA-256 of the current assertion's
-      ``iss`` and ``sub`` (read, not verified): the identity the platform vouches for,
-      which stays the same while the platform rotates the assertion itself.
+      ``iss``, ``sub`` and ``aud`` (read, not verified): the identity the platform vouches
+      for and whom to, which stay the same while the platform rotates the assertion itself.
     - ``cert`` (mTLS methods, as requests takes it): SHA-256 of the certificate file's
       contents, read at every call (requests reads it at each connection too); a file that
       cannot be read is named by its path.
@@ -215,7 +215,8 @@ def _assertion_identity(source: Callable[[], str]) -> str:
     from .sources import current_assertion
 
     claims = peek(current_assertion(source))[1]
-    identity = json.dumps([claims.get("iss"), claims.get("sub")], default=str)
+    identity = json.dumps([claims.get("iss"), claims.get("sub"), claims.get("aud")],
+                          default=str)
     return hashlib.sha256(identity.encode()).hexdigest()
 
 

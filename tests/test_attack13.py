@@ -272,7 +272,6 @@ def test_rotated_certificate_with_a_shared_cache(tmp_path: Path) -> None:
         assert server.token_requests == before
 
 
-@pytest.mark.xfail(strict=True, reason="the cache key names an assertion by iss and sub only")
 def test_an_assertion_for_another_audience_does_not_read_the_cached_token(
         tmp_path: Path) -> None:
     """Two auths share a cache; the second one's assertion has the same iss and sub but
