@@ -61,8 +61,9 @@ def _no_password() -> str:
 class CertFiles:
     """The client certificate files (as requests takes them) of the mTLS methods, watched.
 
-    :meth:`changed` (called at each token request) says whether they changed since the
-    last call. A pair caught in the middle of a rotation (one file replaced, not yet the
+    :meth:`changed` (called at each token request, and by :class:`CertificateAdapter`
+    for each new token) says whether they changed since the last call, or since the auth
+    was built. A pair caught in the middle of a rotation (one file replaced, not yet the
     other) is looked at again, for up to :data:`~requests_oauthcc._watch.SETTLE_SECONDS`,
     until the certificate and the key load together; what still does not load is left to
     the TLS layer to report, as for the first request. ``version`` counts the changes.
@@ -73,8 +74,8 @@ class CertFiles:
         self.cert = cert
         self.paths = cert if isinstance(cert, tuple) else (cert,)
         self.version = 0
-        self._states: tuple[object, ...] | None = None
         self._lock = threading.Lock()
+        self._states: tuple[object, ...] | None = self._now()  # the files the auth was built with
 
     def _now(self) -> tuple[object, ...] | None:
         try:
@@ -86,9 +87,6 @@ class CertFiles:
         with self._lock:
             states = self._now()
             if states == self._states:
-                return False
-            if self._states is None:  # the first look: nothing to compare with
-                self._states = states
                 return False
             deadline = time.monotonic() + SETTLE_SECONDS
             while (problem := self._load_problem()) is not None and (
@@ -126,10 +124,15 @@ class CertFiles:
 
 class CertificateAdapter(requests.adapters.HTTPAdapter):
     """The ``https://`` adapter of ``ClientCredentialsAuth.make_session()`` with a client
-    certificate: when the certificate has changed (:attr:`CertFiles.version`, moved on by
-    a token request), its pooled connections, opened with the old one, are closed before
-    the next send, so that the API sees the certificate the new token is bound to
-    (RFC 8705 §3). A version check per request; nothing else."""
+    certificate: when the certificate has changed, its pooled connections, opened with the
+    old one, are closed before the next send, so that the API sees the certificate the new
+    token is bound to (RFC 8705 §3).
+
+    The files are looked at (:meth:`CertFiles.changed`) when a request carries a token
+    this adapter has not sent before: a token from a shared cache, fetched by another
+    process over the new certificate, counts as much as one this process fetched. Per
+    request, an identity check of the ``Authorization`` value and of
+    :attr:`CertFiles.version`; nothing else."""
 
     __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "cert_files"]  # noqa: RUF012
 
@@ -139,6 +142,10 @@ class CertificateAdapter(requests.adapters.HTTPAdapter):
         self._seen = cert_files.version
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        authorization = request.headers.get("Authorization")
+        if authorization is not getattr(self, "_token", None):  # a new token: new files?
+            self.cert_files.changed()
+            self._token = authorization
         version = self.cert_files.version
         if version != getattr(self, "_seen", version):
             self.close()

@@ -234,8 +234,6 @@ def replace_file(path: Path, data: bytes) -> None:
     os.replace(temp, path)
 
 
-@pytest.mark.xfail(strict=True, reason="CertFiles only notices a change at its own token "
-                                       "requests, and takes its baseline at the first one")
 def test_rotated_certificate_with_a_shared_cache(tmp_path: Path) -> None:
     """Two auths (two processes) share a token cache and the certificate files. After the
     files rotate, the one whose token comes from the cache (bound to the new certificate)
