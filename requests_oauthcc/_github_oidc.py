@@ -240,7 +240,9 @@ class GitHubActionsOIDC:
             iat = None  # unusable: the lifetime is counted from now
         issued = iat if iat is not None and iat < exp else now
         life = exp - issued
-        refresh_at = exp - max(MIN_MARGIN, MARGIN_FRACTION * life)
+        # Counted from now as well as from exp: a runner clock behind GitHub's would
+        # otherwise keep the token past its real expiry.
+        refresh_at = min(exp, now + life) - max(MIN_MARGIN, MARGIN_FRACTION * life)
         self._held = _Held(token, refresh_at)
         logger.info("got a GitHub Actions ID token for audience %s from %s, expiring in %.0fs",
                     self.audience, target_uri(self._url), exp - now)

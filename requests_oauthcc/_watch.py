@@ -62,7 +62,7 @@ class WatchedFile(Generic[_T]):
 
     def __init__(self, path: str | os.PathLike[str], what: str,
                  parse: Callable[[bytes], _T]) -> None:
-        self.path = os.fspath(path)
+        self.path = str(os.fspath(path))  # plain: a path held as SensitiveText shows as one
         self.what = what
         self._parse = parse
         self._lock = threading.Lock()

@@ -855,3 +855,17 @@ def test_platform_names_are_lazy_package_exports() -> None:
     for name in platforms.__all__:
         assert name in requests_oauthcc.__all__
         assert getattr(requests_oauthcc, name) is getattr(platforms, name)
+
+
+def test_a_runner_clock_behind_github_does_not_keep_a_token_past_its_life(
+        wall_clock: FakeClock) -> None:
+    """The keep time counts the token's life (exp - iat) from its receipt too: with this
+    machine's clock ten minutes behind GitHub's, a 300 s token is fetched again within
+    its real life, not ten minutes after it died."""
+    with OIDCServer(clock=wall_clock, lifetime=300) as server:
+        source = GitHubActionsOIDC(environ=server.environ(),
+                                   clock=lambda: wall_clock() - 600)
+        source()
+        wall_clock.advance(300 - 59)  # past the 60 s margin, by GitHub's clock and by ours
+        source()
+        assert server.requests == 2
