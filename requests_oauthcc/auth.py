@@ -35,7 +35,7 @@ from ._options import (
     replayable,
     replayable_params,
 )
-from .certificates import CertFiles, CertificateAdapter
+from .certificates import CertFiles, CertificateAdapter, CertWatch
 from .client_auth import (
     Cert,
     ClientCredentials,
@@ -255,7 +255,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             retry=TokenRetry.from_value(retries),
             default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
-            cert_files=self._cert_files,
+            cert_watch=None if self._cert_files is None else CertWatch(self._cert_files),
             allow_http=bool(insecure_allow_http),
             clock=clock,
             dpop=self._proofs,

@@ -18,7 +18,7 @@ from ._files import shown_path
 from ._watch import SETTLE_SECONDS, file_state
 from .errors import ConfigurationError
 
-__all__ = ["Cert", "CertFiles", "CertificateAdapter", "check_cert"]
+__all__ = ["Cert", "CertFiles", "CertWatch", "CertificateAdapter", "check_cert"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,15 @@ def _no_password() -> str:
 class CertFiles:
     """The client certificate files (as requests takes them) of the mTLS methods, watched.
 
-    :meth:`changed` (called at each token request, and by :class:`CertificateAdapter`
-    for each new token) says whether they changed since the last call, or since the auth
-    was built. A pair caught in the middle of a rotation (one file replaced, not yet the
-    other) is looked at again, for up to :data:`~requests_oauthcc._watch.SETTLE_SECONDS`,
-    until the certificate and the key load together; what still does not load is left to
-    the TLS layer to report, as for the first request. ``version`` counts the changes.
-    Never raises.
+    :meth:`look` (at each token request, and by :class:`CertificateAdapter` for each new
+    token) looks at the files and gives :attr:`version`, which moves on each time they
+    are found changed since the last look, or since the auth was built. Each user of the
+    connections keeps its own :class:`CertWatch`, so that one noticing the change first
+    does not hide it from the others. A pair caught in the middle of a rotation (one file
+    replaced, not yet the other) is looked at again, for up to
+    :data:`~requests_oauthcc._watch.SETTLE_SECONDS`, until the certificate and the key load
+    together; what still does not load is left to the TLS layer to report, as for the
+    first request. Never raises.
     """
 
     def __init__(self, cert: Cert) -> None:
@@ -83,11 +85,12 @@ class CertFiles:
         except OSError:
             return None
 
-    def changed(self) -> bool:
+    def look(self) -> int:
+        """The :attr:`version` of the files now (a ``stat`` each; on a change, a load)."""
         with self._lock:
             states = self._now()
             if states == self._states:
-                return False
+                return self.version
             deadline = time.monotonic() + SETTLE_SECONDS
             while (problem := self._load_problem()) is not None and (
                     time.monotonic() < deadline):
@@ -97,9 +100,9 @@ class CertFiles:
                 logger.warning("client certificate files changed and %s", problem)
             self._states = states
             self.version += 1
-            logger.info("client certificate %s changed; token requests open new connections",
-                        self.paths[0])
-            return True
+            logger.info("client certificate %s changed; connections opened with the old one "
+                        "are closed", self.paths[0])
+            return self.version
 
     def _load_problem(self) -> str | None:
         """Why the files do not load as a certificate chain and its key, or ``None``."""
@@ -122,13 +125,32 @@ class CertFiles:
         return f"CertFiles({self.cert!r})"
 
 
+class CertWatch:
+    """One user's view of :class:`CertFiles`: whether the connections it keeps were
+    opened with an older certificate than the files now hold."""
+
+    def __init__(self, files: CertFiles) -> None:
+        self.files = files
+        self._seen = files.version
+
+    def outdated(self, *, look: bool = True) -> bool:
+        """Whether the certificate changed since this user last asked; ``look``: look at
+        the files (a ``stat``) rather than at what another user last found."""
+        version = self.files.look() if look else self.files.version
+        outdated, self._seen = version != self._seen, version
+        return outdated
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CertWatch, (self.files,))
+
+
 class CertificateAdapter(requests.adapters.HTTPAdapter):
     """The ``https://`` adapter of ``ClientCredentialsAuth.make_session()`` with a client
     certificate: when the certificate has changed, its pooled connections, opened with the
     old one, are closed before the next send, so that the API sees the certificate the new
     token is bound to (RFC 8705 §3).
 
-    The files are looked at (:meth:`CertFiles.changed`) when a request carries a token
+    The files are looked at (:meth:`CertFiles.look`) when a request carries a token
     this adapter has not sent before: a token from a shared cache, fetched by another
     process over the new certificate, counts as much as one this process fetched. Per
     request, an identity check of the ``Authorization`` value and of
@@ -139,15 +161,14 @@ class CertificateAdapter(requests.adapters.HTTPAdapter):
     def __init__(self, cert_files: CertFiles) -> None:
         super().__init__()
         self.cert_files = cert_files
-        self._seen = cert_files.version
+        self._watch = CertWatch(cert_files)
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        if not hasattr(self, "_watch"):  # unpickled: requests restores __attrs__ only
+            self._watch = CertWatch(self.cert_files)
         authorization = request.headers.get("Authorization")
-        if authorization is not getattr(self, "_token", None):  # a new token: new files?
-            self.cert_files.changed()
-            self._token = authorization
-        version = self.cert_files.version
-        if version != getattr(self, "_seen", version):
+        new_token = authorization is not getattr(self, "_token", None)
+        self._token = authorization
+        if self._watch.outdated(look=new_token):
             self.close()
-        self._seen = version
         return super().send(request, *args, **kwargs)

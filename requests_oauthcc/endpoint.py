@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from .certificates import Cert, CertFiles
+from .certificates import Cert, CertWatch
 from .client_auth import ClientAuthMethod, ClientAuthParts
 from .errors import (
     InvalidTokenResponseError,
@@ -54,7 +54,7 @@ class TokenEndpoint:
     ``allow_http``: send over plain http even off this host (``insecure_allow_http``).
     ``clock`` stamps ``issued_at``/``expires_at``. ``dpop``: the auth's DPoP proofs: each
     token request then carries a proof and asks for a DPoP-bound token (RFC 9449 §5).
-    ``cert_files``: the client certificate files (``cert``, or the Session's), checked at
+    ``cert_watch``: the client certificate files (``cert``, or the Session's), looked at
     each token request: after they change, the connections the Session keeps for the
     token URL (opened with the old certificate) are closed, not reused.
     """
@@ -69,7 +69,7 @@ class TokenEndpoint:
     retry: TokenRetry = field(default_factory=TokenRetry)
     default_lifetime: float | None = None
     cert: Cert | None = field(default=None, repr=False)
-    cert_files: CertFiles | None = field(default=None, repr=False)
+    cert_watch: CertWatch | None = field(default=None, repr=False)
     max_body_bytes: int = MAX_BODY_BYTES
     allow_http: bool = False
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
@@ -163,7 +163,7 @@ class TokenEndpoint:
         # No local of this frame shows a credential: the body and the headers are
         # SensitiveText, the parts and the redactor have no revealing repr.
         parts = self.client_auth.authenticate(self.client_id, self.token_url)
-        if self.cert_files is not None and self.cert_files.changed():
+        if self.cert_watch is not None and self.cert_watch.outdated():
             self.session.get_adapter(self.token_url).close()  # its pools: new ones follow
         headers = {"Accept": "application/json", "Content-Type": _FORM, **parts.headers}
         if self.dpop is not None:

@@ -413,3 +413,28 @@ def test_from_env_takes_the_private_key_password(tmp_path: Path) -> None:
         auth = ClientCredentialsAuth.from_env(
             environ={**env, "OAUTH_PRIVATE_KEY_PASSWORD": "env-Pa55"})
         assert auth.fetch_token() and server.token_log[-1].auth_method == "private_key_jwt"
+
+
+def test_a_certificate_change_seen_first_by_the_api_session_still_renews_token_connections(
+        mtls_server: OAuthTestServer, pki: Pki, tmp_path: Path) -> None:
+    """The files change between a token request and the first API call with its token:
+    make_session()'s adapter notices first and opens a connection with the new
+    certificate; the 401 (the token is bound to the old one) brings a token request that
+    must not reuse the old connection either, so the call ends 200 with a token bound to
+    the new certificate."""
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_bytes(Path(pki.client_cert).read_bytes())
+    key.write_bytes(Path(pki.client_key).read_bytes())
+    token_session = requests.Session()
+    token_session.verify = pki.ca
+    auth = ClientCredentialsAuth(mtls_server.token_url, CLIENT_ID, session=token_session,
+                                 cert=(str(cert), str(key)), auth_method="tls_client_auth")
+    api = auth.make_session()
+    auth.fetch_token()  # over a connection with the old certificate, kept in the pool
+    new_cert, new_key = issue_client(pki)
+    replace_file(key, new_key)
+    replace_file(cert, new_cert)
+    response = api.get(mtls_server.resource_url, verify=pki.ca)
+    assert response.status_code == 200
+    token = mtls_server._tokens[auth.token.access_token]  # type: ignore[union-attr]
+    assert token.cert_thumbprint == der_sha256(new_cert)
