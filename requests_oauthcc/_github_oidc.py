@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -15,9 +14,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from ._fork import ForkSafeLock
 from ._options import check_url
 from ._peek import expires_at, numeric_date, peek
 from ._urls import clear_text_reason, sends_in_clear, target_uri
+from .endpoint import private_session
 from .errors import ConfigurationError, CredentialError, InsecureTransportError
 from .form import check_text
 from .redaction import Redactor, Secret, SensitiveText, server_text
@@ -150,7 +151,7 @@ class GitHubActionsOIDC:
         self._clock = clock
         self._session = session
         self._own_session = session is None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._held: _Held | None = None
 
     @property
@@ -190,7 +191,7 @@ class GitHubActionsOIDC:
             return _Unavailable(f"could not get a GitHub Actions ID token: {message}")
 
         if self._session is None:
-            self._session = requests.Session()
+            self._session = private_session()  # in a forked child: fresh connections
         response, body = exchange(
             self._session, "GET", _with_audience(self._url, self.audience),
             headers={"Authorization": SensitiveText(f"Bearer {self._request_token.reveal()}"),
@@ -291,7 +292,7 @@ class GitHubActionsOIDC:
         self._request_token = state["request_token"]
         self._session = None
         self._own_session = True
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._held = None
 
 

@@ -10,12 +10,12 @@ no thread: a file that changes between two token requests is read once, by the n
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from ._files import read_small_file, shown_path
+from ._fork import ForkSafeLock
 from .errors import ConfigurationError, CredentialError, OAuthError
 
 __all__ = ["RACY_SECONDS", "SETTLE_SECONDS", "WatchedFile", "file_state"]
@@ -65,7 +65,7 @@ class WatchedFile(Generic[_T]):
         self.path = str(os.fspath(path))  # plain: a path held as SensitiveText shows as one
         self.what = what
         self._parse = parse
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._state: FileState | None = None
         self._value: _T | None = None
         self._racy = False

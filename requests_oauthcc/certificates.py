@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import requests
 
 from ._files import shown_path
+from ._fork import ForkSafeLock
 from ._watch import SETTLE_SECONDS, file_state
 from .errors import ConfigurationError
 
@@ -76,7 +76,7 @@ class CertFiles:
         self.cert = cert
         self.paths = cert if isinstance(cert, tuple) else (cert,)
         self.version = 0
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._states: tuple[object, ...] | None = self._now()  # the files the auth was built with
 
     def _now(self) -> tuple[object, ...] | None:

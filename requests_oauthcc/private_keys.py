@@ -3,10 +3,10 @@ changes, or a callable), its ``kid``, its password and its algorithm (RFC 7523 Â
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._fork import ForkSafeLock
 from ._watch import WatchedFile
 from .errors import ConfigurationError, CredentialError
 from .redaction import SensitiveBytes, hidden
@@ -47,7 +47,7 @@ class PrivateKey:
         self.key_id = key_id
         self.password = hidden(password)
         self.alg = alg
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._file: WatchedFile[SigningKey] | None = None
         self._static: SigningKey | None = source if isinstance(source, SigningKey) else None
         self._last: tuple[object, SigningKey] | None = None
