@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._files import read_small_file, shown_path
 from ._fork import ForkSafeLock
@@ -126,6 +126,9 @@ class WatchedFile(Generic[_T]):
         """The path for a message: quoted once the file has been read (it is a path), else
         by the rule of :func:`~requests_oauthcc._files.shown_path`."""
         return repr(self.path) if self._value is not None else shown_path(self.path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WatchedFile, (self.path, self.what, self._parse))
 
     def __repr__(self) -> str:
         return f"WatchedFile({self.path!r})"
