@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
 from .certificates import Cert
-from .errors import ConfigurationError
+from .errors import ConfigurationError, CredentialError
 from .form import check_text
 from .private_keys import PrivateKey
 from .redaction import Secret, SensitiveText, hidden
@@ -90,10 +90,21 @@ def hold_secret(secret: SecretSource | None) -> SecretSource | None:
 def resolve_secret(secret: SecretSource) -> SensitiveText:
     """The secret itself: ``secret``, or what the callable returns now.
 
-    Raises :class:`ConfigurationError` when it is not a non-empty string.
+    Raises :class:`ConfigurationError` when it is not a non-empty string, or
+    :class:`~requests_oauthcc.CredentialError` when a callable (asked at a token request)
+    gives something else or fails.
     """
-    # no frame shows what came
-    value = hidden(ask(secret, "the client_secret callable") if callable(secret) else secret)
+    if not callable(secret):
+        return _checked_secret(secret)
+    failure = None
+    try:  # no frame shows what came: hidden at once
+        return _checked_secret(hidden(ask(secret, "the client_secret callable")))
+    except ConfigurationError as exc:
+        failure = str(exc)
+    raise CredentialError(f"the client_secret callable gave no usable secret: {failure}")
+
+
+def _checked_secret(value: object) -> SensitiveText:
     if isinstance(value, Secret):
         value = SensitiveText(value.reveal())
     if not isinstance(value, str) or not value:

@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 import pytest
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth, ConfigurationError
+from requests_oauthcc import ClientCredentialsAuth, ConfigurationError, CredentialError
 from requests_oauthcc.client_auth import (
     ClientAuthMethod,
     ClientCredentials,
@@ -73,9 +73,10 @@ def test_bad_secrets_are_refused_with_a_clear_error(name: str, bad: object) -> N
 
 @pytest.mark.parametrize("name", SECRET_METHODS)
 def test_callable_returning_garbage_is_refused_at_request_time(name: str) -> None:
-    """A callable that returns a non-string gives a typed error, not a TypeError."""
+    """A callable that returns a non-string gives a typed error, not a TypeError: a
+    CredentialError, as for every credential that cannot be had at a token request."""
     method = secret_method(name, lambda: None)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="client_secret"):
+    with pytest.raises(CredentialError, match="client_secret callable gave no usable secret"):
         method.authenticate("c", "https://as/token")
 
 
