@@ -95,6 +95,7 @@ class WatchedFile(Generic[_T]):
         with self._lock:
             settle_until = None
             problem: OAuthError
+            unreadable = False
             while True:
                 try:
                     state = file_state(self.path)
@@ -106,6 +107,7 @@ class WatchedFile(Generic[_T]):
                 except OAuthError as exc:  # first: it is an OSError too (requests' base)
                     problem = exc
                 except OSError as exc:
+                    unreadable = True
                     problem = CredentialError(
                         f"{self.what} {self._shown()} could not be read: "
                         f"{exc.strerror or type(exc).__name__}")
@@ -115,9 +117,11 @@ class WatchedFile(Generic[_T]):
                     self._state, self._value = state, value
                     self._racy = state[3] >= read_at - int(RACY_SECONDS * 1e9)
                     return value
-                # Caught between a truncate and a write, or before a rename: look again.
+                # Content caught between a truncate and a write: look again. A file that
+                # cannot be opened is not being written (an atomic replace never shows that).
                 now = time.monotonic()
-                if self._value is None or (settle_until is not None and now >= settle_until):
+                if unreadable or self._value is None or (
+                        settle_until is not None and now >= settle_until):
                     raise problem
                 settle_until = settle_until or now + SETTLE_SECONDS
                 time.sleep(_SETTLE_STEP)

@@ -115,12 +115,13 @@ def test_text_that_cannot_be_sent_is_a_configuration_error(
     assert error.__cause__ is None and error.__context__ is None
 
 
-def test_a_callable_secret_that_cannot_be_sent_is_a_configuration_error(
+def test_a_callable_secret_that_cannot_be_sent_is_a_credential_error(
     make_auth: MakeAuth,
 ) -> None:
-    """At fetch time too: a callable returning such a secret gives a ConfigurationError."""
+    """At fetch time: a callable returning such a secret gives a CredentialError saying
+    why, without the secret."""
     auth = make_auth(client_secret=lambda: "Tr0ub4dor&3-horse\udcff")
-    with pytest.raises(ConfigurationError, match="client_secret is not valid text") as caught:
+    with pytest.raises(CredentialError, match="client_secret is not valid text") as caught:
         auth.fetch_token()
     assert "Tr0ub4dor" not in repr(caught.value)
 

@@ -382,7 +382,7 @@ def test_server_error_text_is_cleaned() -> None:
     """A 500's text comes into the message stripped of control characters and cut short."""
     body = b"database\x1b[31m down\r\nForged: log line " + b"x" * 1000
     with RawServer(lambda request: [(0, raw_response(500, body))]) as server:
-        source = GitHubActionsOIDC(environ=raw_environ(server))
+        source = GitHubActionsOIDC(retries=0, environ=raw_environ(server))
         message = str(failure_of(source))
         source.close()
     assert "answered 500 (database [31m down Forged: log line" in message
@@ -428,7 +428,8 @@ def test_unreachable_service_is_a_credential_error() -> None:
     """Connection refused: CredentialError saying the service could not be reached."""
     with RawServer(lambda request: []) as server:
         environ = raw_environ(server)
-    source = GitHubActionsOIDC(environ=environ)  # the server has gone: its port is closed
+    # the server has gone: its port is closed
+    source = GitHubActionsOIDC(retries=0, environ=environ)
     error = failure_of(source)
     source.close()
     assert "could not reach" in str(error)

@@ -27,10 +27,10 @@ from .conftest import CLIENT_ID, CLIENT_SECRET
 from .keys import ec_pair
 
 THREADS = 16
-LIFETIME = 1.5
-"""Seconds each token lives: the run lasts about four of them."""
-ROTATE_AFTER = 1.5
-RUN_FOR = 7.0
+LIFETIME = 1.0
+"""Seconds each token lives (and, at least, is used): the run lasts about five of them."""
+ROTATE_AFTER = 1.0
+RUN_FOR = 4.5
 
 
 def replace_file(path: Path, data: bytes) -> None:
@@ -81,8 +81,9 @@ def under_load(server: OAuthTestServer, call: Callable[[], requests.Response],
     assert calls[0] > 100
     log = [record.credential for record in server.token_log]
     assert set(log[:changed_at]) == {old}
-    assert log[changed_at] in (old, new)  # possibly in flight during the change
-    after = log[changed_at + 1:]
+    after = log[changed_at:]
+    if after and after[0] == old:  # in flight during the change: let be
+        after = after[1:]
     assert len(after) >= 2 and set(after) == {new}, (len(after), set(after))
 
 
