@@ -63,6 +63,32 @@ def ask(source: Callable[[], _T], what: str) -> _T:
         raise CredentialError(f"{what} raised {type(exc).__name__}") from exc
 
 
+class _CredentialFile:
+    """A credential read from the file at ``path`` by the watched-file rule
+    (:class:`~requests_oauthcc._watch.WatchedFile`): callable, each call (one per token
+    request) costing a ``stat`` and a read only when the file is new or changed. Pickles
+    as its path; ``repr`` shows the path, never the content."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str,
+                 parse: Callable[[bytes], SensitiveText]) -> None:
+        self.path = Path(path)
+        self._file = WatchedFile(self.path, what, parse)
+
+    def __call__(self) -> SensitiveText:
+        """The credential now in the file; :class:`CredentialError` if it cannot be had."""
+        return self._file.get()
+
+    def check(self) -> None:
+        """Raise :class:`ConfigurationError` now if the file cannot give the credential."""
+        self._file.check()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
 # -- secrets ------------------------------------------------------------------------------
 
 
@@ -77,7 +103,7 @@ def _secret_text(data: bytes) -> SensitiveText:
     return SensitiveText(text)
 
 
-class SecretFile:
+class SecretFile(_CredentialFile):
     """A client secret read from a file, and read again when the file changes (rotation).
 
     Surrounding whitespace (the usual trailing newline) is stripped. Callable, as
@@ -90,22 +116,7 @@ class SecretFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file = WatchedFile(self.path, "client secret file", _secret_text)
-
-    def __call__(self) -> SensitiveText:
-        """The secret now in the file."""
-        return self._file.get()
-
-    def check(self) -> None:
-        """Raise :class:`ConfigurationError` now if the file cannot give a secret."""
-        self._file.check()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (SecretFile, (self.path,))
-
-    def __repr__(self) -> str:
-        return f"SecretFile({str(self.path)!r})"
+        super().__init__(path, "client secret file", _secret_text)
 
 
 # -- client assertions --------------------------------------------------------------------
@@ -135,7 +146,7 @@ def assertion_text(data: bytes | str) -> SensitiveText:
     return SensitiveText(text)
 
 
-class AssertionFile:
+class AssertionFile(_CredentialFile):
     """A client assertion read from a file, read again when the file changes.
 
     For the JWTs platforms write and rotate: a Kubernetes projected service-account token,
@@ -145,26 +156,11 @@ class AssertionFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file = WatchedFile(self.path, "client assertion file", assertion_text)
-
-    def __call__(self) -> SensitiveText:
-        """The assertion now in the file; :class:`CredentialError` if it cannot be read."""
-        return self._file.get()
+        super().__init__(path, "client assertion file", assertion_text)
 
     def reread(self) -> SensitiveText:
         """The assertion read now, even if the file looks unchanged."""
         return self._file.get(again=True)
-
-    def check(self) -> None:
-        """Raise :class:`ConfigurationError` now if the file cannot give an assertion."""
-        self._file.check()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (AssertionFile, (self.path,))
-
-    def __repr__(self) -> str:
-        return f"AssertionFile({str(self.path)!r})"
 
 
 def assertion_source(value: object) -> Callable[[], str]:
