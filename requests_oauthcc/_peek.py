@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .token import as_float
+
 __all__ = ["MAX_JWT_LENGTH", "expires_at", "numeric_date", "peek"]
 
 MAX_JWT_LENGTH = 16 * 1024
@@ -58,10 +60,7 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"its {name} claim is not a number of seconds")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
+    seconds = as_float(value)
     if not math.isfinite(seconds):
         raise ValueError(f"its {name} claim is not a number of seconds")
     return seconds

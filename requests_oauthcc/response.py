@@ -18,7 +18,7 @@ import requests
 
 from .errors import InvalidTokenResponseError, TokenError, token_error_class
 from .redaction import NO_SECRETS, Redactor, server_text
-from .token import Token, UnusableToken, checked_fields, json_kind
+from .token import Token, UnusableToken, as_float, checked_fields, json_kind
 
 __all__ = ["MAX_JSON_DEPTH", "interpret_token_response", "load_json", "parse_token_response"]
 
@@ -214,10 +214,7 @@ def _lifetime(value: object, malformed: Callable[[str], Exception]) -> float | N
         if not _SECONDS.fullmatch(text):
             raise malformed("expires_in is a string that is not a number of seconds")
         value = text
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
+    seconds = as_float(value)
     if not math.isfinite(seconds) or seconds < 0:
         raise malformed(f"expires_in must be a finite number of seconds, 0 or more, got {seconds}")
     return seconds

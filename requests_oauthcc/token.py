@@ -20,6 +20,7 @@ __all__ = [
     "SHORT_TOKEN_MARGIN",
     "Token",
     "UnusableToken",
+    "as_float",
     "checked_fields",
     "renewed",
 ]
@@ -219,14 +220,20 @@ def token_from_record(
     )
 
 
+def as_float(value: int | float | str) -> float:
+    """``float(value)``, with an integer too large for a float as infinity (JSON allows any
+    integer): callers then refuse it with the non-finite values."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def _wall_time(value: object, name: str) -> float:
     """``value`` as a finite number of seconds, or :class:`UnusableToken`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UnusableToken(f"{name} must be a number, got {json_kind(value)}")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
+    seconds = as_float(value)
     if not math.isfinite(seconds):
         raise UnusableToken(f"{name} must be a finite number")
     return seconds
