@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -13,6 +15,14 @@ from requests_oauthcc.testing import OAuthTestServer
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret-Zq8mX4"  # distinctive, so leak checks can search for it
+
+
+def replace_file(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename), as platforms
+    and secret managers replace a credential."""
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(temp, path)
 
 
 def in_threads(n: int, target: Callable[[], object]) -> list[object]:

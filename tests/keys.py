@@ -27,6 +27,13 @@ class KeyPair:
             jwk["kid"] = kid
         return jwk
 
+    def encrypted_pem(self, password: bytes, traditional: bool = False) -> bytes:
+        """The private key as an encrypted PEM: PKCS #8, or the traditional OpenSSL form."""
+        fmt = (serialization.PrivateFormat.TraditionalOpenSSL if traditional
+               else serialization.PrivateFormat.PKCS8)
+        return bytes(self.private.private_bytes(serialization.Encoding.PEM, fmt,
+                                                serialization.BestAvailableEncryption(password)))
+
     @property
     def family(self) -> str:
         if isinstance(self.private, rsa.RSAPrivateKey):

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from cryptography.hazmat.primitives import serialization
 
 from requests_oauthcc import (
     ClientCredentialsAuth,
@@ -31,8 +29,8 @@ from requests_oauthcc.cache import MemoryTokenCache
 from requests_oauthcc.platforms import GitHubActionsOIDC, kubernetes_token
 from requests_oauthcc.testing import FakeIssuer, FederatedIdentity, OAuthTestServer
 
-from .certs import issue_client, make_pki
-from .conftest import CLIENT_ID
+from .certs import client_files, issue_client, make_pki, mtls_auth, mtls_server
+from .conftest import CLIENT_ID, replace_file
 from .keys import rsa_pair
 from .rawserver import RawServer, in_turn, raw_response
 from .test_secrets import with_locals
@@ -109,10 +107,7 @@ def test_a_huge_integer_iat_is_ignored() -> None:
 
 
 def encrypted_pem(password: bytes) -> str:
-    pem: bytes = rsa_pair().private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(password))
-    return pem.decode()
+    return rsa_pair().encrypted_pem(password).decode()
 
 
 def test_a_key_callable_that_fails_to_load_shows_no_key_in_any_frame() -> None:
@@ -228,12 +223,6 @@ def test_a_transient_token_service_failure_is_retried() -> None:
         assert server.token_requests == 1
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
-
-
 def test_rotated_certificate_with_a_shared_cache(tmp_path: Path) -> None:
     """Two auths (two processes) share a token cache and the certificate files. After the
     files rotate, the one whose token comes from the cache (bound to the new certificate)
@@ -241,21 +230,10 @@ def test_rotated_certificate_with_a_shared_cache(tmp_path: Path) -> None:
     succeed, without a 401 and without a token request per call."""
     (tmp_path / "pki").mkdir()
     pki = make_pki(tmp_path / "pki")
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.write_bytes(Path(pki.client_cert).read_bytes())
-    key.write_bytes(Path(pki.client_key).read_bytes())
+    cert, key = client_files(pki, tmp_path)
     cache = MemoryTokenCache()
-    with OAuthTestServer({}, certfile=pki.server_cert, keyfile=pki.server_key,
-                         client_ca=pki.trust_bundle,
-                         tls_clients={CLIENT_ID: "test-client"}) as server:
-        def make() -> ClientCredentialsAuth:
-            token_session = requests.Session()
-            token_session.verify = pki.ca
-            return ClientCredentialsAuth(server.token_url, CLIENT_ID, session=token_session,
-                                         cert=(str(cert), str(key)),
-                                         auth_method="tls_client_auth", cache=cache)
-
-        fetcher, reader = make(), make()
+    with mtls_server(pki) as server:
+        fetcher, reader = (mtls_auth(server, pki, cert, key, cache=cache) for _ in range(2))
         fetcher.fetch_token()
         api = reader.make_session()
         assert api.get(server.resource_url, verify=pki.ca).status_code == 200

@@ -12,24 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from requests_oauthcc import ClientCredentialsAuth
 from requests_oauthcc._watch import WatchedFile
 from requests_oauthcc.cache import MemoryTokenCache
 from requests_oauthcc.platforms import GitHubActionsOIDC
-from requests_oauthcc.testing import OAuthTestServer
 
-from .certs import issue_client, make_pki
-from .conftest import CLIENT_ID
+from .certs import client_files, issue_client, make_pki, mtls_auth, mtls_server
+from .conftest import replace_file
 from .rawserver import RawServer, raw_response
 from .test_attack13 import github_environ, make_jwt
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
 
 
 def test_a_rotation_seen_first_by_the_api_adapter_still_renews_token_connections(
@@ -41,21 +32,10 @@ def test_a_rotation_seen_first_by_the_api_adapter_still_renews_token_connections
     while the API sees the new one, and every call would end in 401."""
     (tmp_path / "pki").mkdir()
     pki = make_pki(tmp_path / "pki")
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.write_bytes(Path(pki.client_cert).read_bytes())
-    key.write_bytes(Path(pki.client_key).read_bytes())
+    cert, key = client_files(pki, tmp_path)
     cache = MemoryTokenCache()
-    with OAuthTestServer({}, certfile=pki.server_cert, keyfile=pki.server_key,
-                         client_ca=pki.trust_bundle,
-                         tls_clients={CLIENT_ID: "test-client"}) as server:
-        def make() -> ClientCredentialsAuth:
-            token_session = requests.Session()
-            token_session.verify = pki.ca
-            return ClientCredentialsAuth(server.token_url, CLIENT_ID, session=token_session,
-                                         cert=(str(cert), str(key)),
-                                         auth_method="tls_client_auth", cache=cache)
-
-        fetcher, reader = make(), make()
+    with mtls_server(pki) as server:
+        fetcher, reader = (mtls_auth(server, pki, cert, key, cache=cache) for _ in range(2))
         reader.fetch_token()  # the reader's token Session keeps a connection, old certificate
         api = reader.make_session()
         assert api.get(server.resource_url, verify=pki.ca).status_code == 200

@@ -285,12 +285,9 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
     JWK, several keys, an algorithm the key cannot sign, a missing file, a directory,
     /dev/zero: exit 2, one stderr line naming the flag or variable, nothing sent to the
     token endpoint, and no part of the file's content in the output."""
-    from cryptography.hazmat.primitives import serialization
 
     pair = ec_pair()
-    encrypted = pair.private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"wrong-password")).decode()
+    encrypted = pair.encrypted_pem(b"wrong-password").decode()
     jwk = pair.private_jwk()
     broken_jwk = {**jwk, "d": "QUJD" + jwk["d"][4:-6]}  # a private key that is not one
     files = {

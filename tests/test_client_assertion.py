@@ -24,7 +24,7 @@ from requests_oauthcc import (
 from requests_oauthcc.sources import AssertionFile
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID
+from .conftest import CLIENT_ID, replace_file
 from .keys import KeyPair, ec_pair
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -49,13 +49,6 @@ def mint(pair: KeyPair, audience: str, *, lifetime: float = 600, subject: str = 
     return jwt.encode({"iss": issuer, "sub": subject, "aud": audience,
                        "jti": secrets.token_hex(8), "iat": now, "exp": int(now + lifetime)},
                       pair.private, algorithm="ES256")
-
-
-def replace_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (write, then rename), as platforms do."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
 
 
 def test_a_path_is_sent_as_the_client_assertion(key_server: OAuthTestServer, pair: KeyPair,

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import serialization
 
 import requests_oauthcc.dpop  # noqa: F401 - see below
 from requests_oauthcc.testing import FakeIssuer, FederatedIdentity, OAuthTestServer
@@ -71,9 +70,7 @@ def world(
     dpop_key_file = directory / "dpop-key.pem"
     dpop_key_file.write_text(ec_pair().private_pem)
     encrypted_key_file = directory / "client-key-encrypted.pem"
-    encrypted_key_file.write_bytes(key.private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
+    encrypted_key_file.write_bytes(key.encrypted_pem(KEY_PASSWORD.encode()))
     issuer = FakeIssuer().start()  # the platform of the workload identity recipes
     kubernetes = issuer.project(directory / "k8s", K8S_SUBJECT, "https://auth.example.com")
     entra = issuer.project(directory / "entra", K8S_SUBJECT, "api://AzureADTokenExchange")

@@ -5,13 +5,11 @@ token request after the change uses the new credential, as the server records it
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import requests
 
 from requests_oauthcc import ClientCredentialsAuth, SecretFile
@@ -22,8 +20,8 @@ from requests_oauthcc.testing import (
     credential_fingerprint,
 )
 
-from .certs import Pki, issue_client, make_pki
-from .conftest import CLIENT_ID, CLIENT_SECRET
+from .certs import client_files, issue_client, make_pki, mtls_auth, mtls_server
+from .conftest import CLIENT_ID, CLIENT_SECRET, replace_file
 from .keys import ec_pair
 
 THREADS = 16
@@ -32,13 +30,6 @@ LIFETIME = 1.5
 second at least, and a loaded machine must not see it expire at the server meanwhile."""
 ROTATE_AFTER = 1.5
 RUN_FOR = 6.0
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (write, then rename), as platforms do."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
 
 
 def under_load(server: OAuthTestServer, call: Callable[[], requests.Response],
@@ -140,32 +131,13 @@ def test_a_rotated_secret_file_under_load(tmp_path: Path) -> None:
                        rotate, credential_fingerprint(secret=CLIENT_SECRET))
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("rotation-under-load"))
-
-
-@pytest.fixture
-def mtls_server(pki: Pki) -> Iterator[OAuthTestServer]:
-    with OAuthTestServer({}, certfile=pki.server_cert, keyfile=pki.server_key,
-                         client_ca=pki.trust_bundle, tls_clients={CLIENT_ID: "test-client"},
-                         token_lifetime=LIFETIME) as server:
-        yield server
-
-
-def test_rotated_certificate_files_under_load(
-        mtls_server: OAuthTestServer, pki: Pki, tmp_path: Path) -> None:
+def test_rotated_certificate_files_under_load(tmp_path: Path) -> None:
     """cert=(cert, key) paths, renewed by the CA, the key replaced first (a pair caught in
     between does not load, and is looked at again): tokens are bound to the certificate
     (RFC 8705 §3), so make_session()'s API calls must switch connections with it."""
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.write_bytes(Path(pki.client_cert).read_bytes())
-    key.write_bytes(Path(pki.client_key).read_bytes())
-    token_session = requests.Session()
-    token_session.verify = pki.ca
-    auth = ClientCredentialsAuth(mtls_server.token_url, CLIENT_ID, session=token_session,
-                                 cert=(str(cert), str(key)), auth_method="tls_client_auth")
-    api = auth.make_session()
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    cert, key = client_files(pki, tmp_path)
     new_cert, new_key = issue_client(pki)
 
     def rotate() -> str:
@@ -173,6 +145,7 @@ def test_rotated_certificate_files_under_load(
         replace_file(cert, new_cert)
         return credential_fingerprint(certificate=new_cert)
 
-    under_load(mtls_server, lambda: api.get(mtls_server.resource_url, verify=pki.ca,
-                                            timeout=30),
-               rotate, credential_fingerprint(certificate=Path(pki.client_cert).read_bytes()))
+    with mtls_server(pki, token_lifetime=LIFETIME) as server:
+        api = mtls_auth(server, pki, cert, key).make_session()
+        under_load(server, lambda: api.get(server.resource_url, verify=pki.ca, timeout=30),
+                   rotate, credential_fingerprint(certificate=pki.client_cert))

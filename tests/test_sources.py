@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 
 from requests_oauthcc import (
     ClientCredentialsAuth,
@@ -23,18 +22,11 @@ from requests_oauthcc import (
     SecretFile,
 )
 from requests_oauthcc._watch import WatchedFile
-from requests_oauthcc.testing import OAuthTestServer
+from requests_oauthcc.testing import OAuthTestServer, credential_fingerprint
 
-from .certs import Pki, issue_client, make_pki
-from .conftest import CLIENT_ID, CLIENT_SECRET
+from .certs import Pki, client_files, issue_client, make_pki, mtls_auth, mtls_server
+from .conftest import CLIENT_ID, CLIENT_SECRET, replace_file
 from .keys import KeyPair, ec_pair, public_thumbprint, rsa_pair
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (write, then rename)."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
 
 
 def aged(path: Path) -> Path:
@@ -180,19 +172,12 @@ def test_a_private_key_callable_and_a_kid_callable_are_asked_at_each_token_reque
         assert auth.fetch_token() and last_assertion_key(server)[0] == "b"
 
 
-def encrypted(pair: KeyPair, password: bytes, traditional: bool = False) -> bytes:
-    fmt = (serialization.PrivateFormat.TraditionalOpenSSL if traditional
-           else serialization.PrivateFormat.PKCS8)
-    return bytes(pair.private.private_bytes(serialization.Encoding.PEM, fmt,
-                 serialization.BestAvailableEncryption(password)))
-
-
 @pytest.mark.parametrize("traditional", [False, True], ids=["pkcs8", "traditional"])
 def test_an_encrypted_key_with_its_password(traditional: bool) -> None:
     """private_key_password= as str, bytes or a callable decrypts an encrypted PEM
     (PKCS #8 and the traditional OpenSSL form); the assertion is accepted."""
     pair = rsa_pair() if traditional else ec_pair()
-    pem = encrypted(pair, b"correct horse", traditional)
+    pem = pair.encrypted_pem(b"correct horse", traditional)
     with OAuthTestServer({}, client_keys={CLIENT_ID: pair.public_pem}) as server:
         for password in ("correct horse", b"correct horse", lambda: "correct horse"):
             auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=pem,
@@ -208,7 +193,7 @@ def test_a_wrong_or_missing_password_names_the_problem_not_the_password(
     """Wrong, missing, empty or needless passwords are ConfigurationErrors saying which,
     and the password is in no message, log or repr."""
     pair = ec_pair()
-    pem = encrypted(pair, b"s3cret-Pa55word")
+    pem = pair.encrypted_pem(b"s3cret-Pa55word")
     cases: list[tuple[str | bytes, str | None, str]] = [
         (pem, "Wrong-Pa55word-xyz", "not this key's password"),
         (pem, None, r"it is encrypted: give its password \(private_key_password="),
@@ -234,7 +219,7 @@ def test_an_encrypted_key_file_rotates_with_a_password_callable(tmp_path: Path) 
     of whatever key the file now holds."""
     old, new = ec_pair(), ec_pair()
     path = tmp_path / "key.pem"
-    path.write_bytes(encrypted(old, b"pw-one"))
+    path.write_bytes(old.encrypted_pem(b"pw-one"))
     password = {"now": b"pw-one"}
     with OAuthTestServer({}, client_keys={CLIENT_ID: old.public_pem}) as server:
         auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, private_key=aged(path),
@@ -242,7 +227,7 @@ def test_an_encrypted_key_file_rotates_with_a_password_callable(tmp_path: Path) 
         assert auth.fetch_token()
         server.registry.keys[CLIENT_ID] = new.public_pem
         password["now"] = b"pw-two"
-        replace_file(path, encrypted(new, b"pw-two"))
+        replace_file(path, new.encrypted_pem(b"pw-two"))
         assert auth.fetch_token()
         assert server.token_log[-1].client_id == CLIENT_ID
 
@@ -277,46 +262,34 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture
-def mtls_server(pki: Pki) -> Iterator[OAuthTestServer]:
-    with OAuthTestServer({}, certfile=pki.server_cert, keyfile=pki.server_key,
-                         client_ca=pki.trust_bundle, tls_clients={CLIENT_ID: "test-client"},
-                         ) as server:
+def mtls(pki: Pki) -> Iterator[OAuthTestServer]:
+    with mtls_server(pki) as server:
         yield server
 
 
-def der_sha256(pem: bytes) -> str:
-    import hashlib
-
-    from cryptography import x509
-
-    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+def bound_to(server: OAuthTestServer, auth: ClientCredentialsAuth) -> str:
+    """The fingerprint of the certificate the server bound the auth's token to."""
+    issued = server.issued_tokens()[auth.token.access_token]  # type: ignore[union-attr]
+    return f"cert:{issued.cert_thumbprint}"
 
 
 def test_a_replaced_certificate_is_used_on_new_connections(
-        mtls_server: OAuthTestServer, pki: Pki, tmp_path: Path) -> None:
+        mtls: OAuthTestServer, pki: Pki, tmp_path: Path) -> None:
     """cert=(cert, key) paths: after both files are replaced, the next token request does
     not reuse a connection opened with the old certificate; the token is bound to the new
     one, and make_session() calls the API with it (RFC 8705 §3)."""
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.write_bytes(Path(pki.client_cert).read_bytes())
-    key.write_bytes(Path(pki.client_key).read_bytes())
-    token_session = requests.Session()
-    token_session.verify = pki.ca
-    auth = ClientCredentialsAuth(mtls_server.token_url, CLIENT_ID, session=token_session,
-                                 cert=(str(aged(cert)), str(aged(key))),
-                                 auth_method="tls_client_auth")
+    cert, key = client_files(pki, tmp_path)
+    auth = mtls_auth(mtls, pki, aged(cert), aged(key))
     api = auth.make_session()
-    assert api.get(mtls_server.resource_url, verify=pki.ca).status_code == 200
-    first = mtls_server._tokens[auth.token.access_token]  # type: ignore[union-attr]
-    assert first.cert_thumbprint == der_sha256(cert.read_bytes())
+    assert api.get(mtls.resource_url, verify=pki.ca).status_code == 200
+    first = bound_to(mtls, auth)
+    assert first == credential_fingerprint(certificate=cert)
     new_cert, new_key = issue_client(pki)
     replace_file(key, new_key)
     replace_file(cert, new_cert)
     auth.fetch_token()
-    second = mtls_server._tokens[auth.token.access_token]  # type: ignore[union-attr]
-    assert second.cert_thumbprint == der_sha256(new_cert) != first.cert_thumbprint
-    response = api.get(mtls_server.resource_url, verify=pki.ca)
+    assert bound_to(mtls, auth) == credential_fingerprint(certificate=new_cert) != first
+    response = api.get(mtls.resource_url, verify=pki.ca)
     assert response.status_code == 200 and not response.history
 
 
@@ -363,7 +336,7 @@ def test_a_dpop_key_may_be_an_encrypted_pem() -> None:
     from requests_oauthcc import DPoPKey
 
     pair = ec_pair()
-    pem = encrypted(pair, b"dpop-Pa55")
+    pem = pair.encrypted_pem(b"dpop-Pa55")
     key = DPoPKey.load(pem, password="dpop-Pa55")
     assert key.thumbprint == public_thumbprint(pair)
     with pytest.raises(ConfigurationError, match="not this key's password") as caught:
@@ -404,7 +377,7 @@ def test_from_env_takes_the_private_key_password(tmp_path: Path) -> None:
     without it the error names both ways to give it."""
     pair = ec_pair()
     path = tmp_path / "key.pem"
-    path.write_bytes(encrypted(pair, b"env-Pa55"))
+    path.write_bytes(pair.encrypted_pem(b"env-Pa55"))
     with OAuthTestServer({}, client_keys={CLIENT_ID: pair.public_pem}) as server:
         env = {"OAUTH_TOKEN_URL": server.token_url, "OAUTH_CLIENT_ID": CLIENT_ID,
                "OAUTH_PRIVATE_KEY_FILE": str(path)}
@@ -416,25 +389,19 @@ def test_from_env_takes_the_private_key_password(tmp_path: Path) -> None:
 
 
 def test_a_certificate_change_seen_first_by_the_api_session_still_renews_token_connections(
-        mtls_server: OAuthTestServer, pki: Pki, tmp_path: Path) -> None:
+        mtls: OAuthTestServer, pki: Pki, tmp_path: Path) -> None:
     """The files change between a token request and the first API call with its token:
     make_session()'s adapter notices first and opens a connection with the new
     certificate; the 401 (the token is bound to the old one) brings a token request that
     must not reuse the old connection either, so the call ends 200 with a token bound to
     the new certificate."""
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.write_bytes(Path(pki.client_cert).read_bytes())
-    key.write_bytes(Path(pki.client_key).read_bytes())
-    token_session = requests.Session()
-    token_session.verify = pki.ca
-    auth = ClientCredentialsAuth(mtls_server.token_url, CLIENT_ID, session=token_session,
-                                 cert=(str(cert), str(key)), auth_method="tls_client_auth")
+    cert, key = client_files(pki, tmp_path)
+    auth = mtls_auth(mtls, pki, cert, key)
     api = auth.make_session()
     auth.fetch_token()  # over a connection with the old certificate, kept in the pool
     new_cert, new_key = issue_client(pki)
     replace_file(key, new_key)
     replace_file(cert, new_cert)
-    response = api.get(mtls_server.resource_url, verify=pki.ca)
+    response = api.get(mtls.resource_url, verify=pki.ca)
     assert response.status_code == 200
-    token = mtls_server._tokens[auth.token.access_token]  # type: ignore[union-attr]
-    assert token.cert_thumbprint == der_sha256(new_cert)
+    assert bound_to(mtls, auth) == credential_fingerprint(certificate=new_cert)
