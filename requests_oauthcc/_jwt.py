@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import ConfigurationError
 from .redaction import SensitiveBytes, hidden, server_text
@@ -74,7 +74,7 @@ def _signing_key_from_der(der: bytes, alg: str, kid: str | None) -> SigningKey:
     return SigningKey(serialization.load_der_private_key(der, password=None), alg, kid)
 
 
-def is_key_path(source: object) -> bool:
+def is_key_path(source: object) -> TypeGuard[str | os.PathLike[str]]:
     """Whether ``source`` (as ``private_key=`` takes it) names a file rather than holding
     the key: an :class:`os.PathLike`, or a one-line string that is neither a PEM nor a JWK
     and not longer than any path."""
@@ -143,10 +143,10 @@ def _key_material(source: object, what: str) -> Mapping[str, Any] | bytes:
         raise ConfigurationError(f"{what} is empty: give a PEM, a JWK or the path of a file")
     if isinstance(source, str) and ("-----BEGIN" in source or source.lstrip()[:1] == "{"):
         source = SensitiveBytes(source.encode())
-    elif isinstance(source, str) and ("\n" in source or len(source) > 4096):
+    elif isinstance(source, str) and not is_key_path(source):  # a line break, or too long
         raise ConfigurationError(
             f"{what} is text that is neither a PEM, a JWK in JSON nor a path (not shown)")
-    elif isinstance(source, (str, os.PathLike)):
+    elif is_key_path(source):
         from ._files import read_small_file, shown_path
 
         problem = None

@@ -52,7 +52,7 @@ class PrivateKey:
         self._static: SigningKey | None = source if isinstance(source, SigningKey) else None
         self._last: tuple[object, SigningKey] | None = None
         if self._static is None and is_key_path(source):
-            self._file = WatchedFile(source, "private_key file", self._load)  # type: ignore[arg-type]
+            self._file = WatchedFile(source, "private_key file", self._load)
 
     def _load(self, material: object) -> SigningKey:
         from ._jwt import load_signing_key
