@@ -18,7 +18,7 @@ import requests
 
 from .errors import InvalidTokenResponseError, TokenError, token_error_class
 from .redaction import NO_SECRETS, Redactor, server_text
-from .token import Token, UnusableToken, as_float, checked_fields, json_kind
+from .token import Token, UnusableToken, as_float, checked_fields, json_kind, refresh_hint
 
 __all__ = ["MAX_JSON_DEPTH", "interpret_token_response", "load_json", "parse_token_response"]
 
@@ -200,6 +200,7 @@ def parse_token_response(
         issued_at=issued_at,
         expires_at=None if lifetime is None else issued_at + lifetime,
         raw=dict(payload),
+        refresh_in=refresh_hint(payload.get("refresh_in")),
     )
 
 

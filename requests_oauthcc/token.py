@@ -22,6 +22,7 @@ __all__ = [
     "UnusableToken",
     "as_float",
     "checked_fields",
+    "refresh_hint",
     "renewed",
 ]
 
@@ -40,6 +41,8 @@ class Token:
     ``issued_at`` / ``expires_at``: readings of the auth object's clock; ``expires_at``
     is ``None`` when no lifetime is known.
     ``raw``: every field of the token response (may hold other credentials; not shown).
+    ``refresh_in``: seconds after ``issued_at`` at which the server suggests fetching a new
+    token (Microsoft Entra ID's ``refresh_in``), or ``None``.
     """
 
     access_token: str = field(repr=False)
@@ -48,6 +51,7 @@ class Token:
     issued_at: float = 0.0
     expires_at: float | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    refresh_in: float | None = None
     authorization: str = field(init=False, repr=False, compare=False)
     """The ``Authorization`` header value, built once."""
     dpop: bool = field(init=False, repr=False, compare=False)
@@ -79,12 +83,14 @@ class Token:
         passed, so a token that lives shorter than the leeway is still used for most of
         its life (one token request per lifetime) instead of being fetched again for
         every request. ``issued_at`` is taken before the token request was sent, so the
-        margin also covers that request's round trip. Infinite when no lifetime is known.
+        margin also covers that request's round trip. A server's ``refresh_in`` hint moves
+        it earlier, never later. Infinite when neither a lifetime nor a hint is known.
         """
+        hinted = math.inf if self.refresh_in is None else self.issued_at + self.refresh_in
         if self.expires_at is None:
-            return math.inf
+            return hinted
         lifetime = self.expires_at - self.issued_at
-        return self.expires_at - min(leeway, lifetime * SHORT_TOKEN_MARGIN)
+        return min(hinted, self.expires_at - min(leeway, lifetime * SHORT_TOKEN_MARGIN))
 
 
 def renewed(held: Token | None, token: Token) -> Token:
@@ -172,7 +178,7 @@ def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]
 
     ``now`` is the reading of the token's own (monotonic) clock at ``wall_now``.
     """
-    return {
+    record = {
         "access_token": token.access_token,
         "token_type": token.token_type,
         "scope": token.scope,
@@ -180,6 +186,9 @@ def token_to_record(token: Token, now: float, wall_now: float) -> dict[str, Any]
         "expires_at": None if token.expires_at is None else wall_now + (token.expires_at - now),
         "raw": dict(token.raw),
     }
+    if token.refresh_in is not None:
+        record["refresh_in"] = token.refresh_in
+    return record
 
 
 def token_from_record(
@@ -217,7 +226,23 @@ def token_from_record(
         issued_at=now - (wall_now - issued_at),
         expires_at=None if expires_at is None else now + (expires_at - wall_now),
         raw=raw,
+        refresh_in=refresh_hint(record.get("refresh_in")),
     )
+
+
+def refresh_hint(value: object) -> float | None:
+    """A server's ``refresh_in`` (seconds after issue; Microsoft Entra ID sends it as a
+    number or a numeric string) as seconds, or ``None`` when absent or not a positive finite
+    number: it is only a hint, so a bad one is ignored rather than refusing the token."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    seconds = as_float(value)
+    return seconds if 0 < seconds < math.inf else None
 
 
 def as_float(value: int | float | str) -> float:

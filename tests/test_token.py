@@ -95,3 +95,33 @@ def test_an_access_token_too_long_for_any_header_is_refused() -> None:
     assert checked_fields("a" * MAX_TOKEN_CHARS, "Bearer", None)[0]
     with pytest.raises(UnusableToken, match="longer than 16384"):
         checked_fields("%" * (MAX_TOKEN_CHARS + 1), "Bearer", None)
+
+
+@pytest.mark.parametrize(
+    ("refresh_in", "expected"),
+    [(1800, 1800.0), ("1800", 1800.0), (" 900.5 ", 900.5), (0, None), (-5, None),
+     ("soon", None), (True, None), (None, None), ([1], None), (10**400, None),
+     ("nan", None), ("inf", None)],
+)
+def test_refresh_in_is_a_hint_read_leniently(refresh_in: object, expected: float | None) -> None:
+    """Microsoft Entra ID's refresh_in (a number or a numeric string) is kept as seconds;
+    anything that is not a positive finite number is ignored, never refusing the token."""
+    from requests_oauthcc.response import parse_token_response
+
+    token = parse_token_response({"access_token": "a", "expires_in": 3600,
+                                  "refresh_in": refresh_in}, issued_at=100.0)
+    assert token.refresh_in == expected
+    assert token.refresh_at(30) == (3670.0 if expected is None else 100.0 + expected)
+
+
+def test_refresh_in_never_delays_a_refresh_and_crosses_a_shared_cache() -> None:
+    """A hint later than the usual refresh time changes nothing; without a lifetime the
+    hint alone sets it; the hint survives a shared cache's record."""
+    from requests_oauthcc.token import token_from_record, token_to_record
+
+    late = Token("a", issued_at=0.0, expires_at=100.0, refresh_in=95.0)
+    assert late.refresh_at(30) == 90.0
+    assert Token("a", issued_at=0.0, refresh_in=40.0).refresh_at(30) == 40.0
+    early = Token("a", issued_at=10.0, expires_at=110.0, refresh_in=50.0)
+    copied = token_from_record(token_to_record(early, 20.0, 1000.0), 500.0, 1000.0)
+    assert copied.refresh_in == 50.0 and copied.refresh_at(30) == copied.issued_at + 50.0
