@@ -387,7 +387,14 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         return api
 
     def close(self) -> None:
-        """Close the private token Session (a Session passed as ``session=`` is left open)."""
+        """Stop background work and close the private token Session.
+
+        Waits for a refresh ahead of expiry in progress (bounded by ``timeout`` and the
+        retry deadline, like any token request); afterwards no thread is started again: a
+        request made after ``close()`` still works, refreshing on its own thread. A Session
+        passed as ``session=`` is left open.
+        """
+        self._holder.close()
         if self._owns_session:
             self._token_session.close()
 

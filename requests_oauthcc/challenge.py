@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-__all__ = ["challenge_errors"]
+__all__ = ["Challenges", "challenge_errors", "read_challenges"]
 
 # One auth-param: a name, "=", and a token or a quoted string (escapes allowed). Matching
 # whole quoted strings means text inside an error_description is never read as a parameter.
@@ -16,17 +17,42 @@ MAX_CHALLENGE_CHARS = 8192
 """Only this much of a header is read: challenges are short, and the scan stays cheap."""
 
 
-def challenge_errors(header: str) -> frozenset[str]:
-    """The ``error`` codes of every challenge in a ``WWW-Authenticate`` value, in lower case.
+class Challenges(NamedTuple):
+    """What the challenges of one ``WWW-Authenticate`` value say about the token.
 
-    ``Bearer error="insufficient_scope", scope="admin"`` gives ``{"insufficient_scope"}``;
-    several challenges may share the header. A malformed header gives what could be read.
+    ``errors``: the ``error`` codes of every challenge, in lower case; ``scope``: the first
+    ``scope`` parameter (RFC 6750 §3: the scope the resource needs), or ``None``.
+    """
+
+    errors: frozenset[str]
+    scope: str | None
+
+
+def read_challenges(header: str) -> Challenges:
+    """The ``error`` codes and the ``scope`` of the challenges in a ``WWW-Authenticate``
+    value (RFC 6750 §3; several challenges may share the header).
+
+    ``Bearer error="insufficient_scope", scope="admin"`` gives
+    ``Challenges({"insufficient_scope"}, "admin")``. A malformed header gives what could be
+    read; only its first :data:`MAX_CHALLENGE_CHARS` characters are.
     """
     errors = set()
+    scope = None
     for match in _PARAM.finditer(header[:MAX_CHALLENGE_CHARS]):
-        if match.group(1).lower() == "error":
-            value = match.group(2)
-            if value.startswith('"'):
-                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        name = match.group(1).lower()
+        if name not in ("error", "scope"):
+            continue
+        value = match.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        if name == "error":
             errors.add(value.lower())
-    return frozenset(errors)
+        elif scope is None:
+            scope = value
+    return Challenges(frozenset(errors), scope)
+
+
+def challenge_errors(header: str) -> frozenset[str]:
+    """The ``error`` codes of every challenge in a ``WWW-Authenticate`` value, in lower case
+    (:func:`read_challenges`)."""
+    return read_challenges(header).errors

@@ -58,10 +58,17 @@ def run() -> int:
         check(server.token_requests == 1, f"token requests so far: {server.token_requests}")
 
         wait = TOKEN_LIFETIME * 0.9 + 0.1
-        step(f"wait {wait:.1f}s: the {TOKEN_LIFETIME:.0f}s token is refreshed before it expires")
+        step(f"wait {wait:.1f}s: the {TOKEN_LIFETIME:.0f}s token is refreshed before it "
+             "expires, in the background")
         time.sleep(wait)
+        held = auth.token
         response = session.get(server.resource_url)
-        check(response.status_code == 200, f"GET /resource -> {response.status_code}")
+        check(response.status_code == 200,
+              f"GET /resource -> {response.status_code}, at once, with the still-valid token")
+        deadline = time.monotonic() + 5
+        while auth.token is held and time.monotonic() < deadline:
+            time.sleep(0.01)
+        check(auth.token is not held, "the new token arrived meanwhile")
         check(server.token_requests == 2, f"token requests so far: {server.token_requests}")
 
         step("the server revokes every token: a 401, then one retry with a new token")

@@ -23,6 +23,7 @@ from ._redirects import next_hop
 from ._replay import discard_body, rewind
 from ._urls import target_uri
 from .errors import InsecureTransportError
+from .redaction import server_text
 from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
 from .token import Token
 
@@ -121,13 +122,19 @@ class Resender:
         resource server gave (RFC 9449 §9), in either order; nothing else. A 401 refusing
         the DPoP proof (``invalid_dpop_proof``) costs no token: it is returned, the token kept.
 
+        What the challenges say decides first (RFC 6750 §3.1): ``invalid_token`` or no
+        error code: a new token; ``insufficient_scope`` or ``invalid_request``: a new token
+        cannot help, the response is returned. When the retry with a brand-new token is
+        rejected again, token requests forced by rejections pause
+        (:class:`~requests_oauthcc.rejections.RejectionPause`).
+
         The resend goes through the same connection adapter, so hooks do not fire again
         and it cannot loop. A body that cannot be sent again is not: the response is
         returned (after a 401, the next call gets a new token).
         """
         request = r.request  # what requests sent, and what its redirects copy
         where = target_uri(request.url or "")  # for logs: no query, no user info
-        nonce_retry, token_retry = token.dpop, True
+        nonce_retry, token_retry, replaced = token.dpop, True, False
         ours, proofs = self.on_response, self._proofs
         while True:
             status = r.status_code
@@ -137,19 +144,20 @@ class Resender:
                     logger.debug("%d from %s: %s; not retried", status, where, refused)
                     return r
                 nonce_retry, new_token = False, token
-            elif token_retry and status in self._refresh_on and (
-                    status == 401 or self._may_replace(token, r)):
-                token_retry = False
-                if getattr(r, "connection", None) is None or not rewind(request):
-                    self._replace_quietly(token, r)
-                    return r
-                new_token = self._holder.get(rejected=token)
-                if new_token.authorization == token.authorization:
-                    logger.debug("%d from %s: the token endpoint gave the rejected token "
-                                 "again; %d returned", status, where, status)
-                    return r
-            else:
+            elif status not in self._refresh_on or not self._token_may_help(r, where):
+                if replaced and status not in self._refresh_on:
+                    self._holder.rejections.accepted()
                 return r
+            elif not token_retry:
+                if replaced:  # a token the server issued a moment ago: not the cure
+                    self._holder.rejections.rejected_again(self._clock(), token, where, status)
+                return r
+            else:
+                token_retry = False
+                replacement = self._replacement(token, r, where)
+                if replacement is None:
+                    return r
+                new_token, replaced = replacement, True
             if getattr(r, "connection", None) is None or not rewind(request):
                 logger.debug("%d from %s: body cannot be sent again; %d returned", status,
                              where, status)
@@ -164,6 +172,29 @@ class Resender:
                          "the DPoP nonce it gave" if new_token is token else "a new token")
             r = self._resend(r, request, new_token, kwargs)
             token = new_token
+
+    def _replacement(self, token: Token, r: requests.Response, where: str) -> Token | None:
+        """The new token to send ``r.request`` again with, or ``None``: the response is then
+        returned (a 403 to a token just received; a body that cannot be sent again, after
+        which a new token is fetched for the next call; no new token to be had)."""
+        status = r.status_code
+        if status != 401 and not self._old_enough(token, r):
+            return None
+        if getattr(r, "connection", None) is None or not rewind(r.request):
+            self._replace_quietly(token, r)
+            return None
+        try:
+            new_token = self._holder.get(rejected=token)
+        except BaseException:  # the caller gets the error, not ``r``: its connection goes back
+            r.close()
+            raise
+        if new_token.authorization == token.authorization:
+            paused = self._holder.rejections.remaining(self._clock())
+            logger.debug("%d from %s: no new token (%s); %d returned", status, where,
+                         f"token requests after rejections paused for {paused:.1f}s"
+                         if paused else "the token endpoint gave the same one", status)
+            return None
+        return new_token
 
     def _replace_quietly(self, token: Token, r: requests.Response) -> None:
         """After a rejection whose request cannot be sent again: a new token for the next
@@ -205,21 +236,38 @@ class Resender:
             self._prepare_next_hop(token, retried, request)
         return retried
 
-    def _may_replace(self, token: Token, r: requests.Response) -> bool:
-        """Whether a ``refresh_on`` status other than 401 may cost a new token.
+    @staticmethod
+    def _token_may_help(r: requests.Response, where: str) -> bool:
+        """Whether a new token could change the answer ``r`` (RFC 6750 §3.1): not when
+        its challenges say ``insufficient_scope`` (the token is good, its scope is not:
+        logged with the scope asked for) or ``invalid_request``, unless one says
+        ``invalid_token`` too. No error code (a bare ``Bearer`` challenge, none at all):
+        it may."""
+        header = r.headers.get("WWW-Authenticate")
+        if not header:
+            return True
+        from .challenge import read_challenges  # parsed only when a token is refused
 
-        Not when the server says the scope is insufficient (RFC 6750 §3.1: a new token of
-        the same scope cannot help), nor for a token received less than
-        :data:`~requests_oauthcc.reuse.MIN_REFRESH_INTERVAL` ago: a 403 is as often a plain
-        "forbidden" as a rejected token, and it must not turn every call into a token
-        request.
-        """
-        from .challenge import challenge_errors  # only APIs that answer 403 need it
-
-        if "insufficient_scope" in challenge_errors(r.headers.get("WWW-Authenticate", "")):
-            logger.debug("%d from %s: insufficient_scope, not retried", r.status_code,
-                         target_uri(r.request.url or ""))
+        errors, scope = read_challenges(header)
+        if "invalid_token" in errors:
+            return True
+        if "insufficient_scope" in errors:
+            logger.debug("%d from %s: insufficient_scope (the API asks for scope %s); a "
+                         "new token of the same scope cannot help, not retried",
+                         r.status_code, where,
+                         "(not said)" if scope is None else server_text(scope, limit=200))
             return False
+        if "invalid_request" in errors:
+            logger.debug("%d from %s: invalid_request; the request, not the token, is at "
+                         "fault: not retried", r.status_code, where)
+            return False
+        return True
+
+    def _old_enough(self, token: Token, r: requests.Response) -> bool:
+        """Whether a ``refresh_on`` status other than 401 may cost a new token: not for a
+        token received less than :data:`~requests_oauthcc.reuse.MIN_REFRESH_INTERVAL`
+        ago: a 403 is as often a plain "forbidden" as a rejected token, and it must not
+        turn every call into a token request."""
         received = self._holder.received_at(token)
         age = math.inf if received is None else self._clock() - received
         if age < MIN_REFRESH_INTERVAL:

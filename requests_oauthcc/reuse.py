@@ -3,7 +3,9 @@
 :class:`TokenHolder` keeps the token. Threads that find no usable token wait for a single
 fetch (single flight) and all get its outcome, token or error, as soon as it is known: a
 fetch is bounded in time (:meth:`~requests_oauthcc.endpoint.TokenEndpoint.fetch`), so
-they wait no longer than it takes. With a shared cache, the
+they wait no longer than it takes. A token due for refresh but still valid is refreshed
+ahead, off the request path: one short-lived thread fetches while requests go on with the
+held token. With a shared cache, the
 fetch goes through :class:`~requests_oauthcc.shared.SharedTokenSource`, which extends the
 single flight to every process using the cache.
 """
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import requests
 
+from .rejections import RejectionPause
 from .token import Token, renewed
 
 if TYPE_CHECKING:
@@ -68,6 +71,14 @@ class TokenHolder:
     one token per client) keeps the later expiry (:func:`~requests_oauthcc.token.renewed`)
     and is not asked again before that token expires.
 
+    **Refresh ahead.** When the held token reaches its refresh time while still valid, the
+    first request to notice starts one thread (named ``requests-oauthcc refresh``) that
+    fetches the new token, and every request, that one included, goes on with the held
+    token without waiting. The thread ends with its fetch: none runs while nothing needs a
+    refresh. Only a request that finds no valid token waits (for the single flight).
+    :meth:`close` waits for a refresh in progress (bounded like any fetch) and makes later
+    refreshes happen on the request path; a forked child starts with no refresh running.
+
     When an early refresh fails while the held token has not yet expired, the held token
     keeps being used (the failure is logged) and the refresh is tried again later; once
     the token has expired, the error is raised. Callers waiting on a failed fetch get the
@@ -99,6 +110,11 @@ class TokenHolder:
         """When a fetch forced by a rejection last ran, and the rejected ``Authorization``."""
         self._received = -math.inf
         """When the current token arrived (this holder's clock)."""
+        self.rejections = RejectionPause()
+        """Pauses token requests forced by rejections while an API rejects new tokens."""
+        self._ahead: threading.Thread | None = None
+        """The thread refreshing ahead, while it runs."""
+        self._closed = False
         self.current: tuple[Token, float] | None = None
         _HOLDERS.add(self)
 
@@ -120,41 +136,20 @@ class TokenHolder:
         may hand out the same value again); a different token that another thread already
         fetched is returned, else a new one is fetched. Only when a fetch forced by the
         rejection of that very value ran less than :data:`MIN_REFRESH_INTERVAL` ago and
-        the server answered the same value again, that value is returned: callers compare,
-        and do not resend. ``force``: an explicit fetch (``fetch_token()``): not held back
-        by a recent failure, and if it fails, the held token stays.
+        the server answered the same value again, or while :attr:`rejections` pauses token
+        requests forced by rejections, the held token (that value, maybe) is returned:
+        callers compare, and do not resend. A token due for refresh but still valid is
+        returned at once, a refresh ahead started in the background. ``force``: an
+        explicit fetch (``fetch_token()``): not held back by a recent failure, and if it
+        fails, the held token stays.
         Raises what the fetch raised (each caller but the fetching one gets a copy).
         """
         while True:
             with self._lock:
                 current = self.current
-                now = self._clock()
-                if current is not None and not _same(current[0], rejected):
-                    token, refresh_at = current
-                    if now < refresh_at:
-                        return token
-                    if self._flight is not None and not token.is_expired(now):
-                        return token  # another thread is refreshing; this one still works
-                failure = self._failure
-                recent_failure = (failure is not None and self._flight is None
-                                  and now - failure[0] < MIN_REFRESH_INTERVAL)
-                replaced = self._replaced
-                if (not force and rejected is not None and replaced is not None
-                        and self._flight is None and replaced[1] == rejected.authorization
-                        and now - replaced[0] < MIN_REFRESH_INTERVAL):
-                    # This very token was replaced (or tried to be) a moment ago: the
-                    # server answered it again, or failed. Not a token request per call.
-                    if current is not None and (_same(current[0], rejected)
-                                                or not current[0].is_expired(now)):
-                        return current[0]
-                    if recent_failure:
-                        assert failure is not None
-                        raise _fresh(failure[1])
-                if not force and rejected is None and recent_failure:
-                    # A fetch failed a moment ago and no token stands in: the same answer,
-                    # not a token request per API request while the endpoint refuses.
-                    assert failure is not None
-                    raise _fresh(failure[1])
+                held = self._held(current, self._clock(), rejected, force)
+                if held is not None:
+                    return held
                 flight = self._flight
                 leader = flight is None
                 if flight is None:
@@ -168,6 +163,86 @@ class TokenHolder:
                 raise _fresh(flight.error)
             # The leader was interrupted by something that is not a failure of the fetch
             # (KeyboardInterrupt, a signal handler's exception): try again.
+
+    def _held(self, current: tuple[Token, float] | None, now: float, rejected: Token | None,
+              force: bool) -> Token | None:
+        """With the lock held: the token :meth:`get` returns without waiting for a fetch
+        (starting a refresh ahead when one is due), or ``None``: a fetch is needed. Raises
+        a failure of a moment ago instead of fetching again."""
+        if current is not None and not _same(current[0], rejected):
+            token, refresh_at = current
+            if now < refresh_at:
+                return token
+            if not token.is_expired(now):
+                if self._flight is not None:
+                    return token  # a refresh is running; this token still works
+                if not force and not self._closed:
+                    self._refresh_ahead(current)
+                    return token
+        if (rejected is not None and not force and current is not None
+                and not current[0].is_expired(now) and self.rejections.remaining(now) > 0):
+            # The API rejected a brand-new token a moment ago: a new token is not what it
+            # wants. The held one (the rejected one, maybe) is returned.
+            return current[0]
+        failure = self._failure
+        recent_failure = (failure is not None and self._flight is None
+                          and now - failure[0] < MIN_REFRESH_INTERVAL)
+        replaced = self._replaced
+        if (not force and rejected is not None and replaced is not None
+                and self._flight is None and replaced[1] == rejected.authorization
+                and now - replaced[0] < MIN_REFRESH_INTERVAL):
+            # This very token was replaced (or tried to be) a moment ago: the server
+            # answered it again, or failed. Not a token request per call.
+            if current is not None and (_same(current[0], rejected)
+                                        or not current[0].is_expired(now)):
+                return current[0]
+            if recent_failure:
+                assert failure is not None
+                raise _fresh(failure[1])
+        if not force and rejected is None and recent_failure:
+            # A fetch failed a moment ago and no token stands in: the same answer, not a
+            # token request per API request while the endpoint refuses.
+            assert failure is not None
+            raise _fresh(failure[1])
+        return None
+
+    def _refresh_ahead(self, current: tuple[Token, float]) -> None:
+        """Start the one thread that refreshes ``current`` while requests go on with it.
+
+        Called with the lock held and no flight running; the flight is the thread's.
+        """
+        flight = self._flight = _Flight()
+
+        def refresh() -> None:
+            try:
+                self._lead(flight, current, None)
+            except requests.RequestException as exc:  # expired meanwhile: waiters have it
+                logger.warning("token refresh ahead of expiry failed: %s", exc)
+            except Exception as exc:  # a thread of ours never dies with a traceback dump
+                logger.error("token refresh ahead of expiry failed unexpectedly: %s",
+                             type(exc).__name__)
+            finally:
+                with self._lock:
+                    if self._ahead is thread:
+                        self._ahead = None
+
+        thread = threading.Thread(target=refresh, name="requests-oauthcc refresh",
+                                  daemon=True)
+        self._ahead = thread
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads (interpreter shutting down): no refresh
+            self._ahead = self._flight = None
+            flight.done.set()
+
+    def close(self) -> None:
+        """Wait for a refresh ahead in progress to end; later refreshes run on the request
+        path (a request after ``close()`` still works), so no thread is started again."""
+        with self._lock:
+            self._closed = True
+            thread = self._ahead
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _lead(
         self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None,
@@ -275,7 +350,9 @@ class TokenHolder:
 
     def _reset_after_fork(self) -> None:
         self._lock = threading.Lock()
+        self.rejections = RejectionPause()
         self._flight = None
+        self._ahead = None  # the parent's thread does not exist here
         self._failure = None
         self._replaced = None
 

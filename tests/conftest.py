@@ -47,6 +47,15 @@ def in_threads(n: int, target: Callable[[], object]) -> list[object]:
     return results
 
 
+def settle(owner: object) -> None:
+    """Wait (10 s at most) for the refresh ahead of expiry that ``owner`` (an auth object or
+    a TokenHolder) runs in the background, if one is running."""
+    holder = getattr(owner, "_holder", owner)
+    thread = getattr(holder, "_ahead", None)
+    if thread is not None:
+        thread.join(10)
+
+
 def missing(message: str) -> NoReturn:
     """A server the tests need is not installed: skip here, fail in CI (``CI`` set to
     anything but ``false``/``0``/``no``), where .ci/run installs every one of them."""

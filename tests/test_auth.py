@@ -20,7 +20,7 @@ from requests_oauthcc import (
 )
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, in_threads
+from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, in_threads, settle
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 
@@ -64,6 +64,7 @@ def test_token_is_refreshed_leeway_before_expiry(
     assert auth.token is first and server.token_requests == 1
     clock.advance(2)
     assert session.get(server.resource_url).status_code == 200
+    settle(auth)  # refreshed ahead, in the background
     assert auth.token is not first and server.token_requests == 2
 
 
@@ -72,13 +73,14 @@ def test_short_lived_token_is_not_fetched_for_every_request(
 ) -> None:
     """A 10 s token with the default 30 s leeway is still reused for 9 s."""
     server.token_lifetime = 10
-    session.auth = make_auth(clock=clock)
+    session.auth = auth = make_auth(clock=clock)
     for _ in range(9):
         session.get(server.resource_url)
         clock.advance(0.99)
     assert server.token_requests == 1
     clock.advance(0.2)
     session.get(server.resource_url)
+    settle(auth)
     assert server.token_requests == 2
 
 

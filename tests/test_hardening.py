@@ -21,7 +21,7 @@ from requests_oauthcc.retry import parse_retry_after
 from requests_oauthcc.testing import OAuthTestServer
 
 from .certs import Pki, make_pki
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock
+from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, settle
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 FAST = TokenRetry(total=3, backoff_factor=0.01)
@@ -150,6 +150,7 @@ def test_failed_early_refresh_uses_the_old_token_until_it_expires(
     clock.advance(95)
     server.queue_response(503, "down", count=100)
     assert session.get(server.resource_url).status_code == 200
+    settle(session.auth)  # the refresh runs ahead, in the background
     assert any("token refresh failed" in m for m in messages(caplog, logging.WARNING))
     clock.advance(6)
     with pytest.raises(TokenEndpointError):

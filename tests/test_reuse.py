@@ -13,7 +13,7 @@ from requests_oauthcc import ClientCredentialsAuth, Token, TokenEndpointError
 from requests_oauthcc.reuse import TokenHolder
 from requests_oauthcc.testing import OAuthTestServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, in_threads
+from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, in_threads, settle
 
 
 class Fetcher:
@@ -25,6 +25,7 @@ class Fetcher:
         self.calls = 0
         self.delay = 0.0
         self.error: Exception | None = None
+        self.refresh_in: float | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> Token:
@@ -37,7 +38,7 @@ class Fetcher:
             raise self.error
         now = self.clock()
         expires = None if self.lifetime is None else now + self.lifetime
-        return Token(f"token-{n}", issued_at=now, expires_at=expires)
+        return Token(f"token-{n}", issued_at=now, expires_at=expires, refresh_in=self.refresh_in)
 
 
 def holder_for(fetch: Fetcher, leeway: float = 10.0) -> TokenHolder:
@@ -57,7 +58,10 @@ def test_reuses_until_refresh_time(clock: FakeClock) -> None:
     clock.advance(89.9)
     assert holder.get() is first and fetch.calls == 1
     clock.advance(0.2)
-    assert holder.get() is not first and fetch.calls == 2
+    assert holder.get() is first, "refreshed ahead: the valid token is used meanwhile"
+    settle(holder)
+    assert held(holder) is not first and fetch.calls == 2
+    assert holder.get() is held(holder)
 
 
 def test_concurrent_cold_callers_share_one_fetch(clock: FakeClock) -> None:
@@ -93,6 +97,7 @@ def test_failed_early_refresh_keeps_using_the_valid_token(clock: FakeClock) -> N
     clock.advance(95)  # past refresh time (90), before expiry (100)
     fetch.error = TokenEndpointError("down", token_url="https://as/token", status_code=503)
     assert holder.get() is first
+    settle(holder)
     calls = fetch.calls
     assert holder.get() is first and fetch.calls == calls, "cooldown: no retry at once"
     clock.advance(5)  # now expired
@@ -100,23 +105,68 @@ def test_failed_early_refresh_keeps_using_the_valid_token(clock: FakeClock) -> N
         holder.get()
 
 
-def test_refresh_in_progress_does_not_block_others_holding_a_valid_token(
-    clock: FakeClock,
-) -> None:
-    """While one thread refreshes, others keep using the old, unexpired token."""
+def test_refresh_ahead_makes_no_caller_wait(clock: FakeClock) -> None:
+    """A token due for refresh but valid is refreshed by one background thread: no caller
+    waits for the 1 s fetch, the one that noticed included, and one fetch is made."""
     fetch = Fetcher(clock)
     holder = holder_for(fetch)
     first = holder.get()
+    clock.advance(95)  # past refresh time (90), before expiry (100)
+    fetch.delay = 1.0
+    waited: list[float] = []
+
+    def call() -> Token:
+        started = time.monotonic()
+        token = holder.get()
+        waited.append(time.monotonic() - started)
+        return token
+
+    results = in_threads(16, call)
+    assert all(r is first for r in results)
+    assert max(waited) < 0.5, "a caller waited for the 1 s refresh"
+    settle(holder)
+    assert fetch.calls == 2 and held(holder) is not first
+
+
+def test_no_refresh_thread_outlives_its_fetch_and_close_waits_for_it(clock: FakeClock) -> None:
+    """The refresh thread exists only while it fetches; close() waits for it, and after
+    close() a due refresh happens on the caller's thread (no new thread)."""
+    fetch = Fetcher(clock)
+    holder = holder_for(fetch)
+    first = holder.get()
+
+    def refreshers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "requests-oauthcc refresh"]
+
+    assert refreshers() == []
     clock.advance(95)
-    fetch.delay = 2.0
-    leader = threading.Thread(target=holder.get)
-    leader.start()
-    time.sleep(0.1)
-    started = time.monotonic()
+    fetch.delay = 0.5
     assert holder.get() is first
-    assert time.monotonic() - started < 1.0, "did not wait for the 2 s refresh"
-    leader.join()
-    assert holder.token is not first
+    assert len(refreshers()) == 1
+    holder.close()
+    assert refreshers() == [] and fetch.calls == 2
+    second = held(holder)
+    assert second is not None and second is not first
+    clock.advance(95)
+    fetch.delay = 0.0
+    assert holder.get() is not second, "after close(), refreshed on the caller's thread"
+    assert refreshers() == [] and fetch.calls == 3
+
+
+def test_a_refresh_in_hint_moves_the_refresh_earlier(clock: FakeClock) -> None:
+    """A server's refresh_in (Microsoft Entra ID) brings the refresh forward: a 100 s token
+    with refresh_in 50 is refreshed after 50 s, not 90 s."""
+    fetch = Fetcher(clock)
+    fetch.refresh_in = 50.0
+    holder = holder_for(fetch)
+    first = holder.get()
+    clock.advance(49.9)
+    holder.get()
+    assert fetch.calls == 1
+    clock.advance(0.2)
+    holder.get()
+    settle(holder)
+    assert fetch.calls == 2 and held(holder) is not first
 
 
 def test_rejected_token_is_never_returned(clock: FakeClock) -> None:
@@ -302,6 +352,8 @@ def test_same_token_answer_keeps_the_later_expiry_and_is_not_asked_again(
     first = holder.get()
     assert first.expires_at == clock() + 60
     clock.advance(54.5)  # refresh time: the gateway answers the same token, "5" left
+    holder.get()
+    settle(holder)
     second = holder.get()
     assert fetch.calls == 2 and second.expires_at == first.expires_at
     for _ in range(54):
@@ -347,6 +399,8 @@ def test_a_rejected_value_is_never_handed_back_as_another_token(clock: FakeClock
     holder = TokenHolder(fetch, leeway=10, clock=clock)
     first = holder.get()
     clock.advance(54.5)
+    holder.get()
+    settle(holder)
     second = holder.get()
     assert second is not first and second.access_token == first.access_token
     fetch.expiry = clock() + 60  # the gateway's token expired early: it issues a new one
