@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import secrets
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _redis_clients
 from .cache import MAX_ENTRY_BYTES, CacheEntry, CacheError, Lease, check_lease_ttl
 from .errors import ConfigurationError
 from .redaction import server_text
@@ -29,8 +30,10 @@ return 0
 """
 
 
-_POOL_STATE = frozenset({"himport_registry", "maint_notifications_pool_handler"})
-"""Entries of redis-py's ``connection_kwargs`` that a new pool makes afresh."""
+FAILOVER_SECONDS = 4.0
+"""How long (seconds) an operation through Sentinel is tried again while the master is
+unreachable, for the sentinels to promote a replica; less than a shared-cache operation's
+whole bound (:data:`~requests_oauthcc.shared.CACHE_OPERATION_SECONDS`)."""
 
 
 class _RedisLease:
@@ -44,10 +47,29 @@ class _RedisLease:
 class RedisTokenCache:
     """Tokens in Redis: one value per cache key with a TTL equal to the token's remaining life.
 
-    ``redis``: a ``redis.Redis`` client or a ``redis://`` URL (a client is then made with
-    ``socket_timeout`` for both connecting and reading, so an unreachable Redis costs
-    little before the token is fetched directly). ``namespace`` prefixes every key.
-    ``lease_ttl``: seconds (positive).
+    ``redis``, one of:
+
+    - a URL: ``redis://``, ``rediss://`` or ``unix://`` (one server, read by
+      ``redis.Redis.from_url``); ``redis+cluster://host:port`` (a Redis Cluster: any one
+      node, the others are discovered; the rest of the URL is read by
+      ``redis.cluster.RedisCluster.from_url``); or
+      ``redis+sentinel://[user:password@]host:port[,host:port...]/service_name[/db]``
+      (the master that the sentinels at those addresses, port 26379 by default, know as
+      ``service_name``; credentials, ``db`` and query options apply to the master's
+      connections). ``rediss+cluster://`` and ``rediss+sentinel://`` use TLS. The cache
+      makes the client with ``socket_timeout`` for both connecting and reading (unless the
+      URL's query sets them), so an unreachable Redis costs little before the token is
+      fetched directly;
+    - a client: ``redis.Redis`` (a master client from ``Sentinel.master_for`` included)
+      or ``redis.cluster.RedisCluster``, used as configured;
+    - a ``redis.sentinel.Sentinel`` with ``service_name``: the cache uses
+      ``sentinel.master_for(service_name)`` (with ``socket_timeout`` unless the
+      ``Sentinel`` sets its own).
+
+    ``namespace`` prefixes every key. ``lease_ttl``: seconds (positive). Raises
+    :class:`~requests_oauthcc.errors.ConfigurationError` without the redis package, for
+    ``service_name`` given with anything but a ``Sentinel`` (or missing with one), and for
+    a Sentinel replica client (the cache writes); ``ValueError`` for a malformed URL.
 
     The lease is ``SET lease NX PX lease_ttl`` holding a random owner string, released by
     a Lua compare-and-delete, so a lease that expired and was taken over is never freed by
@@ -61,35 +83,53 @@ class RedisTokenCache:
 
     Redis Cluster: the token and lease keys of one cache key share a hash tag
     (``{namespace}:{<key>}:token`` and ``...:lease``), so they live in one slot and the
-    Lua scripts touch a single slot.
+    Lua scripts touch a single slot; redis-py's ``RedisCluster`` follows ``MOVED`` and
+    ``ASK`` redirections itself.
 
-    Pickling: a cache made from a URL is rebuilt from the URL; one given a client is
-    rebuilt from the client's connection pool settings (``connection_kwargs``), and
-    raises ``TypeError`` when there are none or they cannot be pickled (pass a URL then).
+    Sentinel: reads, writes and scripts all go to the master. While it is unreachable
+    (killed, or demoted: redis-py then asks the sentinels again), an operation is tried
+    again for up to :data:`FAILOVER_SECONDS`, so that a failover that fast costs callers
+    a pause, not a token request per process; a longer one ends in the usual fallback
+    (logged, the token fetched directly). A token written to the old master but not yet
+    replicated is lost with it: one more token request.
+
+    Pickling: a cache made from a URL is rebuilt from the URL; one given a client or a
+    ``Sentinel`` is rebuilt from the connection pool's settings (``connection_kwargs``,
+    and the sentinels' addresses and settings), and raises ``TypeError`` when there are
+    none (a ``RedisCluster`` client) or they cannot be pickled: pass a URL then.
     """
 
     def __init__(
         self,
         redis: Any,
         *,
+        service_name: str | None = None,
         namespace: str = "oauthcc",
         lease_ttl: float = 30.0,
         socket_timeout: float = 1.0,
     ) -> None:
         try:
             import redis as redis_module
+            from redis.sentinel import Sentinel
         except ImportError as exc:
             raise ConfigurationError(
                 "RedisTokenCache needs the redis package: pip install 'requests-oauthcc[redis]'"
             ) from exc
         self._errors = redis_module.RedisError
         self._wrong_type = redis_module.ResponseError
+        self._unreachable = (redis_module.ConnectionError, redis_module.TimeoutError)
+        if (service_name is not None) != isinstance(redis, Sentinel):
+            raise ConfigurationError(
+                "RedisTokenCache takes service_name with a redis.sentinel.Sentinel, and "
+                "only then")
         self._url = redis if isinstance(redis, str) else None
         if isinstance(redis, str):
-            redis = redis_module.Redis.from_url(
-                redis, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-            )
+            redis = _redis_clients.client_from_url(redis, socket_timeout)
             _close_when_collected(self, redis)
+        elif service_name is not None:
+            redis = _redis_clients.sentinel_master(redis, service_name, socket_timeout)
+            _close_when_collected(self, redis)
+        self._kind = _redis_clients.kind_of(redis)
         self._client = redis
         self.namespace = namespace
         self.lease_ttl = check_lease_ttl(lease_ttl)
@@ -100,10 +140,27 @@ class RedisTokenCache:
         return f"{self.namespace}:{{{key}}}:{kind}"
 
     def _run(self, call: Callable[[], _T]) -> _T:
-        try:
-            return call()
-        except self._errors as exc:
-            raise CacheError(f"redis: {type(exc).__name__}: {server_text(str(exc))}") from exc
+        waited_until = None
+        pause = 0.05
+        while True:
+            try:
+                return call()
+            except self._unreachable as exc:
+                # Through Sentinel, an unreachable master is most likely being replaced.
+                now = time.monotonic()
+                waited_until = waited_until or now + FAILOVER_SECONDS
+                if self._kind != "sentinel" or now + pause > waited_until:
+                    raise self._failed(exc) from exc
+                logger.debug("redis master unreachable (%s); trying again in %.2fs",
+                             type(exc).__name__, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+            except self._errors as exc:
+                raise self._failed(exc) from exc
+
+    @staticmethod
+    def _failed(exc: Exception) -> CacheError:
+        return CacheError(f"redis: {type(exc).__name__}: {server_text(str(exc))}")
 
     def get(self, key: str) -> CacheEntry | None:
         name = self._key(key, "token")
@@ -159,26 +216,8 @@ class RedisTokenCache:
                    "socket_timeout": self._socket_timeout}
         if self._url is not None:
             return (_rebuild, (self._url, None, options))
-        pool = getattr(self._client, "connection_pool", None)
-        settings = getattr(pool, "connection_kwargs", None)
-        connection_class = getattr(pool, "connection_class", None)
-        if isinstance(settings, dict):  # leave out the pool's own state and sentinels
-            settings = {name: value for name, value in settings.items()
-                        if name not in _POOL_STATE and type(value) is not object}
-        if not isinstance(settings, dict) or connection_class is None:
-            raise TypeError(
-                f"RedisTokenCache cannot be pickled: its {type(self._client).__name__} client "
-                "has no connection pool settings to rebuild it from; pass a redis:// URL "
-                "instead of a client"
-            )
-        try:
-            pickle.dumps((connection_class, settings))
-        except Exception as exc:
-            raise TypeError(
-                "RedisTokenCache cannot be pickled: its client's connection settings cannot "
-                f"be ({type(exc).__name__}); pass a redis:// URL instead of a client"
-            ) from None
-        return (_rebuild, (None, (connection_class, settings), options))
+        return (_rebuild, (None, _redis_clients.rebuild_recipe(self._client, self._kind),
+                           options))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RedisTokenCache:
         return self
@@ -188,17 +227,13 @@ class RedisTokenCache:
 
 
 def _rebuild(
-    url: str | None, connection: tuple[Any, dict[str, Any]] | None, options: dict[str, Any]
+    url: str | None, recipe: tuple[Any, ...] | None, options: dict[str, Any]
 ) -> RedisTokenCache:
-    """A RedisTokenCache rebuilt in another process from a URL or pool settings."""
+    """A RedisTokenCache rebuilt in another process from a URL or a client's recipe."""
     if url is not None:
         return RedisTokenCache(url, **options)
-    import redis
-
-    assert connection is not None
-    connection_class, settings = connection
-    pool = redis.ConnectionPool(connection_class=connection_class, **settings)
-    cache = RedisTokenCache(redis.Redis(connection_pool=pool), **options)
+    assert recipe is not None
+    cache = RedisTokenCache(_redis_clients.rebuild(recipe), **options)
     _close_when_collected(cache, cache._client)
     return cache
 

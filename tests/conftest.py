@@ -228,3 +228,42 @@ def spec(request: pytest.FixtureRequest, tmp_path: Any) -> Spec:
         return ("file", str(tmp_path / "tokens"))
     redis: RedisProcess = request.getfixturevalue("redis_server")
     return ("redis", redis.url)
+
+
+# -- Redis Cluster and Sentinel, started by the tests (tests/redis_topologies.py) ----------
+
+
+def redis_binaries() -> tuple[str, str]:
+    """redis-server and redis-cli (Debian: redis-server, which depends on redis-tools)."""
+    import shutil
+
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        missing("redis-server or redis-cli is not installed (apt-get install redis-server)")
+    return server, cli
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A three-master Redis Cluster on 127.0.0.1 (made once per test module: creating one
+    takes about two seconds); tests use their own namespaces."""
+    from .redis_topologies import RedisCluster
+
+    server, cli = redis_binaries()
+    cluster = RedisCluster(server, cli, tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_sentinels(tmp_path: Path) -> Iterator[Any]:
+    """A master, its replica and three sentinels on 127.0.0.1, fresh for each test (tests
+    kill the master)."""
+    from .redis_topologies import RedisSentinels
+
+    server, _ = redis_binaries()
+    directory = tmp_path / "sentinels"
+    directory.mkdir()
+    sentinels = RedisSentinels(server, directory)
+    yield sentinels
+    sentinels.stop()

@@ -23,6 +23,7 @@ from .certs import make_pki
 from .conftest import RedisProcess
 from .keys import ec_pair, rsa_pair
 from .proxy import ConnectProxy
+from .redis_topologies import RedisCluster, RedisSentinels
 
 pytest_plugins = ["pytester"]
 # pytester drops the modules first imported during each test; a lazily imported module
@@ -128,7 +129,8 @@ def test_the_readme_has_examples() -> None:
 
 @pytest.mark.parametrize(("line", "code"), EXAMPLES, ids=[f"README.md:{n}" for n, _ in EXAMPLES])
 def test_example_runs(
-    line: int, code: str, environment: None, pytester: pytest.Pytester
+    line: int, code: str, environment: None, pytester: pytest.Pytester,
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The example at this line runs to the end without an exception."""
     if "def test_" in code:  # a pytest example: run it with the plugin, as a user would
@@ -136,6 +138,11 @@ def test_example_runs(
         result = pytester.runpytest_subprocess("-p", "requests_oauthcc.testing")
         result.assert_outcomes(passed=code.count("def test_"))
         return
+    if "REDIS_CLUSTER_URL" in code:  # started only for the examples that use them
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        sentinels: RedisSentinels = request.getfixturevalue("redis_sentinels")
+        monkeypatch.setenv("REDIS_CLUSTER_URL", cluster.url)
+        monkeypatch.setenv("REDIS_SENTINEL_URL", sentinels.url)
     exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "readme_example"})
 
 
