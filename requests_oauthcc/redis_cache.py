@@ -29,6 +29,16 @@ end
 return 0
 """
 
+# Take lease KEYS[1] for owner ARGV[1] for ARGV[2] ms, unless someone else holds it. Taking
+# it again as its owner succeeds: a retried call whose first reply was lost gets its lease.
+_TAKE_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then return 1 end
+if held then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 
 FAILOVER_SECONDS = 4.0
 """How long (seconds) an operation through Sentinel is tried again while the master is
@@ -71,8 +81,9 @@ class RedisTokenCache:
     ``service_name`` given with anything but a ``Sentinel`` (or missing with one), and for
     a Sentinel replica client (the cache writes); ``ValueError`` for a malformed URL.
 
-    The lease is ``SET lease NX PX lease_ttl`` holding a random owner string, released by
-    a Lua compare-and-delete, so a lease that expired and was taken over is never freed by
+    The lease is a key set (if absent) to a random owner string with a PX of ``lease_ttl``,
+    by a Lua script that also answers "taken" to its owner (a call retried after its reply
+    was lost finds its own lease, not a stranger's), released by a Lua compare-and-delete, so a lease that expired and was taken over is never freed by
     its old holder. A rejected token is deleted the same way, only if still stored. A lease
     key without expiry, or expiring beyond ten times ``lease_ttl``, was not made by this
     class: it is bypassed (logged, the token fetched directly) instead of waited for.
@@ -135,6 +146,7 @@ class RedisTokenCache:
         self.lease_ttl = check_lease_ttl(lease_ttl)
         self._socket_timeout = socket_timeout
         self._delete_if = redis.register_script(_COMPARE_AND_DELETE)
+        self._take_lease = redis.register_script(_TAKE_LEASE)
 
     def _key(self, key: str, kind: str) -> str:
         return f"{self.namespace}:{{{key}}}:{kind}"
@@ -200,7 +212,8 @@ class RedisTokenCache:
         owner = secrets.token_hex(16)
         lease_key = self._key(key, "lease")
         ttl_ms = max(1, int(self.lease_ttl * 1000))
-        taken = self._run(lambda: self._client.set(lease_key, owner, nx=True, px=ttl_ms))
+        # Not SET NX: a retry after a lost reply would find its own lease and wait for it.
+        taken = self._run(lambda: self._take_lease(keys=[lease_key], args=[owner, ttl_ms]))
         if taken:
             return _RedisLease(self, lease_key, owner)
         remaining = self._run(lambda: self._client.pttl(lease_key))
