@@ -26,7 +26,7 @@ from .errors import (
     TokenEndpointError,
     UseDPoPNonceError,
 )
-from .redaction import REDACTED, Redactor, SensitiveText, without_frames
+from .redaction import REDACTED, Redactor, SensitiveText, server_text, without_frames
 from .response import interpret_token_response
 from .retry import TokenRetry
 from .token import Token
@@ -114,7 +114,7 @@ class TokenEndpoint:
                 "fetched token for client_id=%s from %s: token_type=%s scope=%s "
                 "lifetime=%s in %.3fs (%d attempt%s)",
                 self.client_id or "(named by the assertion)", self.token_url,
-                token.token_type, token.scope,
+                token.token_type, None if token.scope is None else server_text(token.scope),
                 "unknown" if token.lifetime is None else f"{token.lifetime:.0f}s",
                 time.monotonic() - started, attempt, "" if attempt == 1 else "s",
             )

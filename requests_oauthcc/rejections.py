@@ -76,13 +76,20 @@ class RejectionPause:
                 "clocks of the API and the token server disagree%s. Token requests after "
                 "a rejection are paused for %gs, then up to %gs while rejections go on; "
                 "requests meanwhile go out with the held token and their %d is returned.",
-                status, where, token.scope if token.scope is not None else "(not said)",
+                status, where, _granted(token),
                 _claims_seen(token), pause, MAX_PAUSE, status,
             )
         else:
             logger.debug("%d from %s to a brand-new token again: token requests after a "
                          "rejection paused for %gs", status, where, pause)
         return pause
+
+
+def _granted(token: Token) -> str:
+    """The token's scope as the token server granted it (server text: cleaned, bounded)."""
+    from .redaction import server_text
+
+    return "(not said)" if token.scope is None else server_text(token.scope)
 
 
 def _claims_seen(token: Token) -> str:

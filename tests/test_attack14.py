@@ -1,0 +1,56 @@
+"""Attacks on issue #14's changes (refresh ahead, reading 401s, the pause after rejected
+new tokens, Redis Cluster and Sentinel) by hostile servers, on real loopback servers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+import pytest
+import requests
+
+from requests_oauthcc import ClientCredentialsAuth
+
+from .conftest import CLIENT_ID, CLIENT_SECRET
+from .rawserver import RawRequest, RawServer, Script, raw_response
+
+FORGED = "WARNING requests_oauthcc: all clear, token accepted"
+
+
+def _segment(value: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def test_a_hostile_scope_cannot_forge_or_flood_log_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token server granting a ``scope`` that holds a newline, a forged log line and
+    10,000 characters, for JWTs whose ``aud`` does too, to an API rejecting every token:
+    every record the client logs (the INFO per token, the WARNING about rejected new
+    tokens) stays one line, with no forged line and no flood."""
+    issued = []
+
+    def token_endpoint(request: RawRequest) -> Script:
+        issued.append(request)
+        claims = {"aud": f"api\n{FORGED}", "iat": 1}
+        access_token = f"{_segment({'alg': 'none'})}.{_segment(claims)}.sig{len(issued)}"
+        body = json.dumps({"access_token": access_token, "token_type": "Bearer",
+                           "expires_in": 3600,
+                           "scope": f"read\n{FORGED}\r\n{'x' * 10_000}"}).encode()
+        return [(0, raw_response(200, body, {"Content-Type": "application/json"}))]
+
+    def api(request: RawRequest) -> Script:
+        return [(0, raw_response(401, b"", {"WWW-Authenticate": "Bearer"}))]
+
+    with RawServer(token_endpoint, keep_alive=True) as tokens, \
+            RawServer(api, keep_alive=True) as resource, \
+            caplog.at_level(logging.DEBUG, "requests_oauthcc"):
+        auth = ClientCredentialsAuth(tokens.url("/token"), CLIENT_ID, CLIENT_SECRET)
+        assert requests.get(resource.url("/x"), auth=auth, timeout=10).status_code == 401
+    assert len(issued) == 2
+    records = [r.getMessage() for r in caplog.records]
+    assert any("brand-new token" in line for line in records)
+    for line in records:
+        assert "\n" not in line and "\r" not in line, line[:300]
+        assert len(line) < 2000, line[:300]
