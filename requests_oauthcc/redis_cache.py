@@ -83,10 +83,11 @@ class RedisTokenCache:
 
     The lease is a key set (if absent) to a random owner string with a PX of ``lease_ttl``,
     by a Lua script that also answers "taken" to its owner (a call retried after its reply
-    was lost finds its own lease, not a stranger's), released by a Lua compare-and-delete, so a lease that expired and was taken over is never freed by
-    its old holder. A rejected token is deleted the same way, only if still stored. A lease
-    key without expiry, or expiring beyond ten times ``lease_ttl``, was not made by this
-    class: it is bypassed (logged, the token fetched directly) instead of waited for.
+    was lost finds its own lease, not a stranger's), released by a Lua compare-and-delete,
+    so a lease that expired and was taken over is never freed by its old holder. A
+    rejected token is deleted the same way, only if still stored. A lease key without
+    expiry, or expiring beyond ten times ``lease_ttl``, was not made by this class: it is
+    bypassed (logged, the token fetched directly) instead of waited for.
 
     Whatever is stored is read as untrusted: a value that is not UTF-8, larger than
     :data:`~requests_oauthcc.cache.MAX_ENTRY_BYTES` (only that much is read, with
