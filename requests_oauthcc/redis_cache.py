@@ -130,6 +130,7 @@ class RedisTokenCache:
         self._errors = redis_module.RedisError
         self._wrong_type = redis_module.ResponseError
         self._unreachable = (redis_module.ConnectionError, redis_module.TimeoutError)
+        self._dropped = redis_module.ConnectionError  # sent again; a timeout (costly) is not
         if (service_name is not None) != isinstance(redis, Sentinel):
             raise ConfigurationError(
                 "RedisTokenCache takes service_name with a redis.sentinel.Sentinel, and "
@@ -153,12 +154,24 @@ class RedisTokenCache:
         return f"{self.namespace}:{{{key}}}:{kind}"
 
     def _run(self, call: Callable[[], _T]) -> _T:
+        """``call()``, an idempotent operation (every one of this class is, the lease
+        script included): sent once more at once after its connection dropped (its reply
+        may be all that was lost), and through Sentinel for up to :data:`FAILOVER_SECONDS`;
+        a Redis error becomes a :class:`~requests_oauthcc.cache.CacheError`."""
         waited_until = None
         pause = 0.05
+        dropped_once = False
         while True:
             try:
                 return call()
             except self._unreachable as exc:
+                if (self._kind != "sentinel" and not dropped_once
+                        and isinstance(exc, self._dropped)):
+                    # redis-py does not send it again (a client from a URL has no
+                    # retries): a lease taken by a command whose reply was lost would
+                    # be held, by nobody, for lease_ttl, every process waiting for it.
+                    dropped_once = True
+                    continue
                 # Through Sentinel, an unreachable master is most likely being replaced.
                 now = time.monotonic()
                 waited_until = waited_until or now + FAILOVER_SECONDS

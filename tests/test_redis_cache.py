@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import pickle
+import socket
 import threading
 import time
 from collections import Counter
@@ -217,3 +218,70 @@ def test_fleet_through_sentinel_survives_the_masters_death(
     assert server.token_requests <= at_most(elapsed) + 1, (server.token_requests, elapsed)
     print(f"failover {failover[0]:.2f}s, {server.token_requests} token requests in "
           f"{elapsed:.2f}s, {sum(counts.values())} API calls")
+
+
+# -- A lost reply -----------------------------------------------------------------------
+
+
+class ReplyDropper:
+    """A TCP proxy on 127.0.0.1 to a redis-server that relays everything, except that the
+    first reply ``:1`` to a command holding ``marker`` is never relayed: the proxy hangs
+    up instead, after Redis has run the command (a reply lost on the way back)."""
+
+    def __init__(self, target_port: int, marker: bytes) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._marker = marker
+        self.dropped = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client, socket.create_connection(self._target) as upstream:
+            while True:  # redis-py sends one command and waits for its reply
+                command = client.recv(65536)
+                if not command:
+                    return
+                upstream.sendall(command)
+                reply = upstream.recv(65536)
+                if not reply:
+                    return
+                if self._marker in command and reply == b":1\r\n" and not self.dropped:
+                    self.dropped += 1
+                    return  # the command ran; its reply is lost with the connection
+                client.sendall(reply)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_lease_whose_reply_was_lost_is_still_taken_by_the_retry(
+    redis_server: Any,
+) -> None:
+    """Redis takes the lease but the connection drops before the reply arrives; redis-py
+    sends the script again on a new connection, and the lease script answers its owner
+    "taken": the caller holds the lease (with SET NX it would find it held, by itself, and
+    wait lease_ttl), and releasing it frees it."""
+    proxy = ReplyDropper(redis_server.port, marker=b":lease")
+    try:
+        cache = RedisTokenCache(proxy.url, namespace="lost", lease_ttl=30)
+        lease = cache.lease("key")
+        assert proxy.dropped == 1, "the proxy did not drop the lease's reply"
+        assert lease is not None, "the retried lease call found its own lease held"
+        direct = redis.Redis.from_url(redis_server.url)
+        assert direct.exists(cache._key("key", "lease")) == 1
+        lease.release()
+        assert direct.exists(cache._key("key", "lease")) == 0
+        assert cache.lease("key") is not None  # free for the next taker
+        direct.close()
+    finally:
+        proxy.close()
