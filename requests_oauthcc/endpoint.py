@@ -114,7 +114,8 @@ class TokenEndpoint:
                 "fetched token for client_id=%s from %s: token_type=%s scope=%s "
                 "lifetime=%s in %.3fs (%d attempt%s)",
                 self.client_id or "(named by the assertion)", self.token_url,
-                token.token_type, None if token.scope is None else server_text(token.scope),
+                token.token_type, None if token.scope is None
+                else server_text(token.scope, Redactor([token.access_token])),
                 "unknown" if token.lifetime is None else f"{token.lifetime:.0f}s",
                 time.monotonic() - started, attempt, "" if attempt == 1 else "s",
             )

@@ -86,10 +86,13 @@ class RejectionPause:
 
 
 def _granted(token: Token) -> str:
-    """The token's scope as the token server granted it (server text: cleaned, bounded)."""
-    from .redaction import server_text
+    """The token's scope as the token server granted it (server text: cleaned, bounded,
+    the token itself redacted)."""
+    from .redaction import Redactor, server_text
 
-    return "(not said)" if token.scope is None else server_text(token.scope)
+    if token.scope is None:
+        return "(not said)"
+    return server_text(token.scope, Redactor([token.access_token]))
 
 
 def _claims_seen(token: Token) -> str:

@@ -23,7 +23,7 @@ from ._redirects import next_hop
 from ._replay import discard_body, rewind
 from ._urls import target_uri
 from .errors import InsecureTransportError
-from .redaction import server_text
+from .redaction import Redactor, server_text
 from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
 from .token import Token
 
@@ -144,7 +144,7 @@ class Resender:
                     logger.debug("%d from %s: %s; not retried", status, where, refused)
                     return r
                 nonce_retry, new_token = False, token
-            elif status not in self._refresh_on or not self._token_may_help(r, where):
+            elif status not in self._refresh_on or not self._token_may_help(r, where, token):
                 if replaced and status not in self._refresh_on:
                     self._holder.rejections.accepted()
                 return r
@@ -237,12 +237,13 @@ class Resender:
         return retried
 
     @staticmethod
-    def _token_may_help(r: requests.Response, where: str) -> bool:
+    def _token_may_help(r: requests.Response, where: str, token: Token) -> bool:
         """Whether a new token could change the answer ``r`` (RFC 6750 §3.1): not when
         its challenges say ``insufficient_scope`` (the token is good, its scope is not:
         logged with the scope asked for) or ``invalid_request``, unless one says
         ``invalid_token`` too. No error code (a bare ``Bearer`` challenge, none at all):
-        it may."""
+        it may. The scope is logged as server text with ``token`` (which the API may echo)
+        redacted."""
         header = r.headers.get("WWW-Authenticate")
         if not header:
             return True
@@ -255,7 +256,8 @@ class Resender:
             logger.debug("%d from %s: insufficient_scope (the API asks for scope %s); a "
                          "new token of the same scope cannot help, not retried",
                          r.status_code, where,
-                         "(not said)" if scope is None else server_text(scope, limit=200))
+                         "(not said)" if scope is None else
+                         server_text(scope, Redactor([token.access_token]), limit=200))
             return False
         if "invalid_request" in errors:
             logger.debug("%d from %s: invalid_request; the request, not the token, is at "

@@ -54,3 +54,38 @@ def test_a_hostile_scope_cannot_forge_or_flood_log_lines(
     for line in records:
         assert "\n" not in line and "\r" not in line, line[:300]
         assert len(line) < 2000, line[:300]
+
+
+def test_a_token_echoed_as_a_scope_never_reaches_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token server that grants a ``scope`` holding the access token it issues, and an
+    API whose challenge names that token as the ``scope`` it needs: no log record (the
+    INFO per token, the DEBUG about insufficient_scope, the WARNING about rejected new
+    tokens) holds any token."""
+    issued: list[str] = []
+
+    def token_endpoint(request: RawRequest) -> Script:
+        issued.append(f"issued-token-{len(issued)}-Xq7Zr2Lp9")
+        body = json.dumps({"access_token": issued[-1], "token_type": "Bearer",
+                           "expires_in": 3600, "scope": f"read {issued[-1]}"}).encode()
+        return [(0, raw_response(200, body, {"Content-Type": "application/json"}))]
+
+    def api(request: RawRequest) -> Script:
+        token = request.headers["authorization"].split()[1]
+        challenge = (f'Bearer error="insufficient_scope", scope="{token}"'
+                     if request.path == "/scoped" else "Bearer")
+        return [(0, raw_response(401, b"", {"WWW-Authenticate": challenge}))]
+
+    with RawServer(token_endpoint, keep_alive=True) as tokens, \
+            RawServer(api, keep_alive=True) as resource, \
+            caplog.at_level(logging.DEBUG, "requests_oauthcc"):
+        auth = ClientCredentialsAuth(tokens.url("/token"), CLIENT_ID, CLIENT_SECRET)
+        assert requests.get(resource.url("/scoped"), auth=auth, timeout=10).status_code == 401
+        assert requests.get(resource.url("/x"), auth=auth, timeout=10).status_code == 401
+    assert len(issued) == 2
+    records = [r.getMessage() for r in caplog.records]
+    assert any("insufficient_scope" in line for line in records)
+    assert any("brand-new token" in line for line in records)
+    for token in issued:
+        assert not [line for line in records if token in line]
