@@ -25,6 +25,22 @@ is a Sentinel pool's proxy to itself)."""
 
 
 def client_from_url(url: str, timeout: float) -> Any:
+    """:func:`_client_from_url`, whose ``ValueError`` for a malformed URL holding
+    credentials (``user:pass@``) does not quote it: urllib's and redis-py's messages quote
+    the text they could not read (``Port could not be cast to integer value as 'pa'``),
+    which, with a password holding an unencoded ``/``, ``#`` or ``?``, is the password."""
+    try:
+        return _client_from_url(url, timeout)
+    except ValueError as exc:
+        if "@" not in url:
+            raise
+        raise ValueError(
+            f"malformed Redis URL ({type(exc).__name__}; the message is not shown: the URL "
+            "holds credentials). Percent-encode / # ? @ : in the user name and password"
+        ) from None
+
+
+def _client_from_url(url: str, timeout: float) -> Any:
     """A client for ``url``: ``redis://``, ``rediss://`` or ``unix://`` (one server,
     ``redis.Redis.from_url``), ``redis+cluster://`` or ``rediss+cluster://`` (one node of
     a cluster, the rest discovered: ``redis.cluster.RedisCluster.from_url`` with the

@@ -89,3 +89,18 @@ def test_a_token_echoed_as_a_scope_never_reaches_the_log(
     assert any("brand-new token" in line for line in records)
     for token in issued:
         assert not [line for line in records if token in line]
+
+
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster", "redis+sentinel"])
+def test_a_malformed_redis_url_does_not_quote_its_password(scheme: str) -> None:
+    """A password holding an unencoded ``/`` makes the URL unreadable: the ValueError
+    says so without quoting any of the password (urllib's message quoted its start)."""
+    pytest.importorskip("redis")
+    from requests_oauthcc import RedisTokenCache
+
+    with pytest.raises(ValueError) as caught:
+        RedisTokenCache(f"{scheme}://user:pwStart/pwEnd@127.0.0.1:1/svc")
+    error = caught.value
+    assert "pw" not in str(error)
+    assert error.__cause__ is None and error.__suppress_context__  # no chained message
+    assert "Percent-encode" in str(caught.value)
