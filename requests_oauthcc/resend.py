@@ -125,7 +125,7 @@ class Resender:
         What the challenges say decides first (RFC 6750 §3.1): ``invalid_token`` or no
         error code: a new token; ``insufficient_scope`` or ``invalid_request``: a new token
         cannot help, the response is returned. When the retry with a brand-new token is
-        rejected again, token requests forced by rejections pause
+        refused with a 401 again, token requests forced by rejections pause
         (:class:`~requests_oauthcc.rejections.RejectionPause`).
 
         The resend goes through the same connection adapter, so hooks do not fire again
@@ -149,7 +149,9 @@ class Resender:
                     self._holder.rejections.accepted()
                 return r
             elif not token_retry:
-                if replaced:  # a token the server issued a moment ago: not the cure
+                # A 401 to a token the server issued a moment ago: a new one is not the cure.
+                # (A 403 may forbid this resource alone: bounded by age, it pauses nothing.)
+                if replaced and status == 401:
                     self._holder.rejections.rejected_again(self._clock(), token, where, status)
                 return r
             else:

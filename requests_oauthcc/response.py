@@ -124,7 +124,7 @@ def interpret_token_response(
     return parse_token_response(
         payload, issued_at=issued_at, requested_scope=requested_scope,
         default_lifetime=default_lifetime, token_url=token_url, response=response,
-        notice=notice, dpop=dpop,
+        notice=notice, dpop=dpop, redact=redact,
     )
 
 
@@ -138,6 +138,7 @@ def parse_token_response(
     response: requests.Response | None = None,
     notice: Callable[[str], None] | None = None,
     dpop: bool = False,
+    redact: Redactor = NO_SECRETS,
 ) -> Token:
     """A :class:`Token` from a decoded RFC 6749 §5.1 response, or a typed error.
 
@@ -153,6 +154,7 @@ def parse_token_response(
     ``dpop``: the request carried a DPoP proof, so a ``token_type`` of ``DPoP`` is
     accepted. A ``Bearer`` answer to it is accepted too, as RFC 9449 §5 lets a server
     issue tokens that are not bound (``notice`` is told: it is sent as a Bearer token).
+    ``redact``: cuts the credentials sent out of the granted ``scope``, which logs show.
     """
     status = None if response is None else response.status_code
 
@@ -174,6 +176,8 @@ def parse_token_response(
         )
     except UnusableToken as exc:
         raise malformed(str(exc)) from None
+    if scope is not None:
+        scope = redact(scope)  # a granted scope echoing the credentials sent: never them
     if dpop and notice is not None and token_type.lower() != "dpop":
         notice(  # one message whatever the spelling: logged once per auth object
             f"the token endpoint {token_url} answered a DPoP token request with a Bearer "

@@ -104,3 +104,53 @@ def test_a_malformed_redis_url_does_not_quote_its_password(scheme: str) -> None:
     assert "pw" not in str(error)
     assert error.__cause__ is None and error.__suppress_context__  # no chained message
     assert "Percent-encode" in str(caught.value)
+
+
+def test_a_secret_echoed_as_the_granted_scope_is_cut_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token server granting a scope that echoes the client secret: the token's scope
+    and every log line carry ``[redacted]`` instead."""
+    def token_endpoint(request: RawRequest) -> Script:
+        body = json.dumps({"access_token": "opaque-token-value", "token_type": "Bearer",
+                           "expires_in": 3600, "scope": f"read {CLIENT_SECRET}"}).encode()
+        return [(0, raw_response(200, body, {"Content-Type": "application/json"}))]
+
+    with RawServer(token_endpoint, keep_alive=True) as tokens, \
+            caplog.at_level(logging.DEBUG, "requests_oauthcc"):
+        auth = ClientCredentialsAuth(tokens.url("/token"), CLIENT_ID, CLIENT_SECRET)
+        token = auth.fetch_token()
+    assert token.scope == "read [redacted]"
+    assert all(CLIENT_SECRET not in r.getMessage() for r in caplog.records)
+
+
+def test_a_403_forbidding_one_resource_pauses_nothing() -> None:
+    """With refresh_on=(401, 403), a resource that forbids this client (403 to every token,
+    as django-oauth-toolkit answers a refused scope) does not pause the token requests a
+    401 elsewhere needs: the revoked token is still replaced at once."""
+    from .conftest import FakeClock
+
+    def api(request: RawRequest) -> Script:
+        status = 403 if request.path.startswith("/forbidden") else 401
+        return [(0, raw_response(status, b"", {}))]
+
+    clock = FakeClock()
+    issued = []
+
+    def token_endpoint(request: RawRequest) -> Script:
+        issued.append(request)
+        body = json.dumps({"access_token": f"token-{len(issued)}", "token_type": "Bearer",
+                           "expires_in": 3600}).encode()
+        return [(0, raw_response(200, body, {"Content-Type": "application/json"}))]
+
+    with RawServer(token_endpoint, keep_alive=True) as tokens, \
+            RawServer(api, keep_alive=True) as resource, requests.Session() as session:
+        session.auth = ClientCredentialsAuth(tokens.url("/token"), CLIENT_ID, CLIENT_SECRET,
+                                             refresh_on=(401, 403), clock=clock)
+        session.auth.fetch_token()
+        clock.advance(2)  # old enough for a 403 to cost a new token
+        assert session.get(resource.url("/forbidden"), timeout=10).status_code == 403
+        assert len(issued) == 2  # replaced once, refused again: 403 returned
+        answer = session.get(resource.url("/revoked"), timeout=10)
+        assert answer.status_code == 401 and len(answer.history) == 1
+        assert len(issued) == 3, "the 401 was not paused by the 403s"
