@@ -37,7 +37,7 @@ class LoopbackProxy:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
                          daemon=True).start()
 
     def __enter__(self: _P) -> _P:

@@ -62,7 +62,7 @@ class RawServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._listener = socket.create_server((host, port))
-        self._listener.settimeout(0.05)
+        self._listener.settimeout(0.01)
         self.port: int = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept, name="raw-server", daemon=True)
 
@@ -94,7 +94,7 @@ class RawServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except OSError:  # the 50 ms poll, or the listener closed
+            except OSError:  # the 10 ms poll, or the listener closed
                 continue
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
             number += 1
