@@ -16,6 +16,9 @@ def test_my_api_client(oauth_server, oauth_auth):
     oauth_server.revoke_all()
     assert session.get(oauth_server.resource_url).status_code == 200
     assert oauth_server.token_requests == 2
+'''
+
+INJECTED_FAILURE = '''
     oauth_server.queue_response(503, "down", count=5)
     oauth_server.expire_all()
     oauth_auth.invalidate()
@@ -29,8 +32,13 @@ def test_my_api_client(oauth_server, oauth_auth):
 
 
 def test_fixtures_work_when_the_plugin_is_enabled(pytester: pytest.Pytester) -> None:
-    """-p requests_oauthcc.testing gives oauth_server and oauth_auth to a user's tests."""
-    pytester.makepyfile(USER_TEST)
+    """-p requests_oauthcc.testing gives oauth_server and oauth_auth to a user's tests, and
+    a failure queued at the server surfaces through the auth's retries.
+
+    The other ways of enabling the plugin below run the user's test without the queued
+    failure: it is the same server either way, and the auth's default retries wait ~2.6 s
+    (0.5, 1 and 2 s backoff, jittered) before it surfaces."""
+    pytester.makepyfile(USER_TEST + INJECTED_FAILURE)
     result = pytester.runpytest_subprocess("-p", "requests_oauthcc.testing")
     result.assert_outcomes(passed=1)
 
