@@ -26,18 +26,23 @@ from .keys import ec_pair
 
 THREADS = 16
 LIFETIME = 1.5
-"""Seconds each token lives: the run lasts four of them. Not less: a token is used for a
-second at least, and a loaded machine must not see it expire at the server meanwhile."""
-ROTATE_AFTER = 1.5
-RUN_FOR = 6.0
+"""Seconds each token lives: the run lasts about four of them. Not less: a token is used for
+a second at least, and a loaded machine must not see it expire at the server meanwhile."""
+ROTATE_AFTER = 0.5
+"""Seconds before the rotation waits for a token request: the first refresh (at 90% of the
+first token's life), or the first fetch if a loaded machine has not made it yet."""
+RUN_AFTER = 3 * LIFETIME
+"""Seconds the calls go on after the rotation: three lifetimes, so at least two token
+requests with the new credential."""
 
 
 def under_load(server: OAuthTestServer, call: Callable[[], requests.Response],
                rotate: Callable[[], str], old: str) -> None:
-    """Run ``call`` in 16 threads for :data:`RUN_FOR` seconds; :data:`ROTATE_AFTER`
-    seconds in, just after a token request, ``rotate`` replaces the credential and says the
-    fingerprint of the new one. Then: no call failed, and the token requests after the
-    change used the new credential (the one that may have been in flight is let be)."""
+    """Run ``call`` in 16 threads; just after the first token request :data:`ROTATE_AFTER`
+    seconds in, ``rotate`` replaces the credential and says the fingerprint of the new one;
+    the calls go on for :data:`RUN_AFTER` seconds more. Then: no call failed, and the token
+    requests after the change used the new credential (the one that may have been in flight
+    is let be)."""
     stop = threading.Event()
     failures: list[object] = []
     calls = [0]
@@ -64,7 +69,7 @@ def under_load(server: OAuthTestServer, call: Callable[[], requests.Response],
             time.sleep(0.01)  # rotate right after a refresh, not during one
         new = rotate()
         changed_at = len(server.token_log)
-        time.sleep(RUN_FOR - ROTATE_AFTER)
+        time.sleep(RUN_AFTER)
     finally:
         stop.set()
         for thread in threads:
