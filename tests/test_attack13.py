@@ -24,6 +24,7 @@ from requests_oauthcc import (
     CredentialError,
     OAuthError,
     TokenRetry,
+    _watch,
 )
 from requests_oauthcc.cache import MemoryTokenCache
 from requests_oauthcc.platforms import GitHubActionsOIDC, kubernetes_token
@@ -63,10 +64,12 @@ def shown(exc: BaseException) -> str:
 
 
 def test_an_assertion_file_with_a_huge_integer_exp_is_a_configuration_error(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A token file whose exp is an integer too large for a float (JSON allows it) is "not
     a usable JWT": ConfigurationError when the auth is built, CredentialError at a token
-    request after a rotation to such a file, never a bare OverflowError."""
+    request after a rotation to such a file, never a bare OverflowError. (The bad file is
+    looked at again for 0.2 s instead of the 1 s SETTLE_SECONDS: not what is tested.)"""
+    monkeypatch.setattr(_watch, "SETTLE_SECONDS", 0.2)
     path = tmp_path / "token"
     path.write_text(make_jwt({"iss": "i", "sub": "s", "exp": 10**400}))
     with pytest.raises(ConfigurationError, match="exp"):
@@ -150,9 +153,12 @@ def test_a_dpop_key_password_shows_in_no_frame() -> None:
     assert password not in shown(caught.value)
 
 
-def test_a_rotated_key_file_with_a_wrong_password_shows_it_nowhere(tmp_path: Path) -> None:
+def test_a_rotated_key_file_with_a_wrong_password_shows_it_nowhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A key file rotated to one the password callable does not open: the token request's
-    CredentialError holds the password in no frame of its chain."""
+    CredentialError holds the password in no frame of its chain. (The bad file is looked at
+    again for 0.2 s instead of the 1 s SETTLE_SECONDS: not what is tested.)"""
+    monkeypatch.setattr(_watch, "SETTLE_SECONDS", 0.2)
     password = "rotating-Pa55word-Lm2"
     path = tmp_path / "key.pem"
     path.write_text(encrypted_pem(password.encode()))

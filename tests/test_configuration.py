@@ -16,6 +16,7 @@ from requests_oauthcc import (
     CredentialError,
     Secret,
     SecretFile,
+    _watch,
 )
 from requests_oauthcc.testing import OAuthTestServer
 
@@ -57,11 +58,13 @@ def test_arguments_that_cannot_work_fail_in_the_constructor(
 
 
 def test_a_secret_file_that_is_not_utf8_is_a_configuration_error(
-    make_auth: MakeAuth, tmp_path: Path
+    make_auth: MakeAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A binary or empty secret file is a ConfigurationError in the constructor and a
     CredentialError at a later fetch (the file is re-read for rotation), never a
-    UnicodeDecodeError."""
+    UnicodeDecodeError. (A bad file is looked at again for 0.2 s here instead of the 1 s
+    SETTLE_SECONDS: what the error is matters, not how long the settling lasts.)"""
+    monkeypatch.setattr(_watch, "SETTLE_SECONDS", 0.2)
     path = tmp_path / "secret"
     path.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(ConfigurationError, match="not UTF-8"):
