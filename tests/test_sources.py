@@ -78,8 +78,8 @@ def test_a_file_caught_mid_write_is_read_again_until_it_settles(tmp_path: Path) 
     assert watched.get() == "old"
     path.write_bytes(b"")
     timer = threading.Timer(0.3, lambda: path.write_bytes(b"new"))
+    started = time.monotonic()  # before the timer: a late main thread cannot shorten it
     timer.start()
-    started = time.monotonic()
     assert watched.get() == "new"
     assert 0.2 < time.monotonic() - started < 5
     timer.join()
