@@ -168,20 +168,12 @@ class RedisProcess:
         self.client = client
 
     def stop(self) -> None:
-        import os
-        import signal
-        import subprocess
+        from .redis_topologies import stop
 
         client = getattr(self, "client", None)  # not set if the server never came up
         if client is not None:
             client.close()  # its pooled connections, before the server goes
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        stop(self.process)
 
 
 @pytest.fixture

@@ -35,15 +35,15 @@ def free_port(bus: bool = False) -> int:
             return port
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 5 s, by pid."""
+def stop(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """Stop a server process by its pid: SIGTERM, then SIGKILL after ``grace`` seconds."""
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(5)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
+            process.wait(grace)
 
 
 def wait_for(what: str, check: Callable[[], bool], seconds: float = 15.0) -> None:

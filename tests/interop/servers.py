@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import pytest
 import requests
 
 from requests_oauthcc import ClientCredentialsAuth
+
+from ..redis_topologies import stop
 
 AWKWARD_ID = "interop client:+%/=~é"
 AWKWARD_SECRET = "s3 cr+t:%/=?ü &#\"'<>"
@@ -86,13 +87,7 @@ def start_process(argv: Sequence[str], *, cwd: str, env: Mapping[str, str] | Non
 
 def stop_process(process: subprocess.Popen[str]) -> None:
     """Stop a server started by :func:`start_process`, by pid: TERM, then KILL."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
+    stop(process, grace=10)
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
