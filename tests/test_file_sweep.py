@@ -99,13 +99,14 @@ def test_sweep_removes_expired_keys_with_their_lock_and_lease_files(directory: P
     """Keys expired over the grace ago lose their token, lock and lease files; lock or
     lease files without a token go too. A live key, one expired within the grace and one
     without expiry keep all theirs, and the live token is still served."""
-    cache = make(directory)
+    grace = 4.0  # "recent" stays within it however slowly the stores below run (fsyncs)
+    cache = FileTokenCache(directory, lease_ttl=grace, sweep_interval=None)
     live, recent, forever, dead1, dead2, lease_only, lock_only = (key(n) for n in range(7))
     store(cache, live, 3600)
-    store(cache, recent, -GRACE / 2)
+    store(cache, recent, -grace / 4)
     store(cache, forever, math.inf)
-    store(cache, dead1, DEAD)
-    store(cache, dead2, DEAD)
+    store(cache, dead1, -(grace + 5))
+    store(cache, dead2, -(grace + 5))
     lease = cache.lease(lease_only)
     assert lease is not None
     lease.release()
