@@ -35,31 +35,31 @@ from ._options import (
     replayable,
     replayable_params,
 )
-from .certificates import CertFiles, CertificateAdapter, CertWatch
 from .client_auth import (
-    Cert,
     ClientCredentials,
     SecretSource,
     default_auth_method,
     hold_secret,
     make_client_auth,
 )
-from .endpoint import Timeout, TokenEndpoint, private_session
+from .endpoint import TokenEndpoint, private_session
 from .errors import ConfigurationError
 from .form import grant_parameters
-from .private_keys import PrivateKey
 from .redaction import hidden
 from .resend import Resender
 from .retry import TokenRetry
 from .reuse import TokenHolder
-from .sources import AssertionSource, assertion_source
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
     from ._jwt import PrivateKeySource
     from .cache import TokenCache
+    from .certificates import Cert, CertFiles
     from .discovery import DiscoveredEndpoint, Issuer
     from .dpop import DPoPKey
+    from .private_keys import PrivateKey
+    from .sources import AssertionSource
+    from .transport import Timeout
 
 __all__ = ["ClientCredentialsAuth"]
 
@@ -229,17 +229,26 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         if key is not None:  # copies are built from the value, which pickles as it should
             self._options.update(private_key=key, private_key_id=None,
                                  private_key_password=None)
+        if client_assertion is not None:
+            from .sources import assertion_source
+
+            client_assertion = assertion_source(client_assertion)
         credentials = ClientCredentials(
             secret=client_secret,
             key=key,
-            assertion=None if client_assertion is None else assertion_source(
-                client_assertion),
+            assertion=client_assertion,
             signing_alg=signing_alg,
             assertion_audience=assertion_audience,
             has_cert=bool(cert or token_session.cert),
         )
         cert_paths = cert or token_session.cert
-        self._cert_files = CertFiles(cert_paths) if cert_paths else None
+        self._cert_files: CertFiles | None = None
+        cert_watch = None
+        if cert_paths:
+            from .certificates import CertFiles, CertWatch
+
+            self._cert_files = CertFiles(cert_paths)
+            cert_watch = CertWatch(self._cert_files)
         form = grant_parameters(
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
@@ -255,7 +264,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             retry=TokenRetry.from_value(retries),
             default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
-            cert_watch=None if self._cert_files is None else CertWatch(self._cert_files),
+            cert_watch=cert_watch,
             allow_http=bool(insecure_allow_http),
             clock=clock,
             dpop=self._proofs,
@@ -382,6 +391,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         api.auth = self
         api.mount("http://", ProxyGuard(self._check_proxies))
         if self._cert_files is not None:
+            from .certificates import CertificateAdapter
+
             api.cert = self._cert_files.cert
             api.mount("https://", CertificateAdapter(self._cert_files))
         return api
