@@ -465,17 +465,17 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         # "https:/0" holds exactly for the URLs that start with "https://"): no call, no
         # allocation, unlike ``url.startswith`` or a slice.
         held, refresh_at, header, hook = self._attached
-        url = r.url or ""
         if (held is self._holder.current and self._clock() < refresh_at
-                and "https://" <= url < "https:/0"):
+                and "https://" <= (r.url or "") < "https:/0"):
             r.headers["Authorization"] = header
             r.hooks["response"].append(hook)
             return r
-        return self._attach(r, url)
+        return self._attach(r)
 
-    def _attach(self, r: requests.PreparedRequest, url: str) -> requests.PreparedRequest:
+    def _attach(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         """The per-request path in full: ``allowed_origins``, plain http (loopback only), a
         token to fetch or refresh, DPoP proofs; remembers what the fast path may reuse."""
+        url = r.url or ""
         if (
             self._allowed_origins is not None or not url.startswith("https://")
         ) and not self._destinations.may_attach(url):
