@@ -367,10 +367,12 @@ print(json.dumps({"where": where, "in_site": in_site,
 
 
 def _fresh_python(code: str) -> str:
-    """The output of ``code`` in a fresh interpreter started outside the source tree (the
-    current directory would otherwise shadow the installed package)."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=tempfile.gettempdir()).stdout
+    """The output of ``code`` in a fresh interpreter started in an empty directory: the
+    current directory is the first place imports look, so the source tree would shadow the
+    installed package, and a crowded one (``/tmp``) would add its listing to the time."""
+    with tempfile.TemporaryDirectory() as empty:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, cwd=empty).stdout
 
 
 def not_installed_normally() -> str | None:
