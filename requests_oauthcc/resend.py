@@ -143,7 +143,11 @@ class Resender:
                 if getattr(r, "connection", None) is None or not rewind(request):
                     self._replace_quietly(token, r)
                     return r
-                new_token = self._holder.get(rejected=token)
+                try:
+                    new_token = self._holder.get(rejected=token)
+                except BaseException:  # no token: the 401's connection is released, not
+                    r.close()  # left to the garbage collector (an unclosed socket)
+                    raise
                 if new_token.authorization == token.authorization:
                     logger.debug("%d from %s: the token endpoint gave the rejected token "
                                  "again; %d returned", status, where, status)
