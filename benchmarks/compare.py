@@ -501,7 +501,10 @@ def api_latencies(lifetime: float | None, *, seconds: float = 8.0, threads: int 
         ours.send("stop")
         return Latencies(sorted(results), ours.recv(), sum(failures))
     finally:
+        ours.close()  # a child still waiting for "stop" (the run failed) gets EOF and ends
         child.join(10)
+        if child.is_alive():
+            child.terminate()
 
 
 def latency_section() -> None:
