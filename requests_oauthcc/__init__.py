@@ -28,10 +28,8 @@ from .errors import (
     UnsupportedGrantTypeError,
     UseDPoPNonceError,
 )
-from .private_keys import PrivateKey
 from .redaction import Secret
 from .retry import TokenRetry
-from .sources import AssertionFile, SecretFile
 from .token import Token
 
 if TYPE_CHECKING:
@@ -46,10 +44,15 @@ if TYPE_CHECKING:
         entra_workload_identity,
         kubernetes_token,
     )
+    from .private_keys import PrivateKey
     from .redis_cache import RedisTokenCache
+    from .sources import AssertionFile, SecretFile
 
 # Imported on first use (PEP 562), so that `import requests_oauthcc` stays light.
 _LAZY = {
+    "PrivateKey": "private_keys",
+    "AssertionFile": "sources",
+    "SecretFile": "sources",
     "CacheError": "cache",
     "EncryptedTokenCache": "cache",
     "MemoryTokenCache": "cache",

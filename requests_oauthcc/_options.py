@@ -14,18 +14,16 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from ._files import shown_path
 from ._urls import clear_text_reason, origin, sends_in_clear
-from .certificates import Cert, check_cert
-from .client_auth import SecretSource
-from .endpoint import Timeout
 from .errors import ConfigurationError, InsecureTransportError
 from .form import check_text
-from .private_keys import PrivateKey
-from .sources import SecretFile
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where used: options not given cost nothing
     from ._proofs import Proofs
+    from .certificates import Cert
+    from .client_auth import SecretSource
+    from .private_keys import PrivateKey
+    from .transport import Timeout
 
 __all__ = [
     "Options",
@@ -80,16 +78,34 @@ def check_files(
 ) -> Cert | None:
     """Files named by the options must be readable now, not fail every token request:
     ``cert``, the token Session's ``cert`` and ``verify``, a :class:`SecretFile`."""
-    if isinstance(secret, SecretFile):
-        secret.check()
-    check_cert(session.cert, "session.cert")
+    if callable(secret):  # a plain secret is held as a Secret, which is not
+        from .sources import SecretFile
+
+        if isinstance(secret, SecretFile):
+            secret.check()
+    if _given(session.cert):
+        from .certificates import check_cert
+
+        check_cert(session.cert, "session.cert")
     verify = session.verify
     if isinstance(verify, str) and not os.access(verify, os.R_OK):
+        from ._files import shown_path
+
         raise ConfigurationError(
             f"session.verify names {shown_path(verify)}, which does not exist or cannot be "
             "read; give the path of a CA bundle (PEM) or a directory of CA certificates"
         )
+    if not _given(cert):
+        return None
+    from .certificates import check_cert
+
     return check_cert(cert)
+
+
+def _given(cert: object) -> bool:
+    """Whether a ``cert`` option names something (:func:`check_cert` takes ``None`` and
+    ``""`` for nothing)."""
+    return cert is not None and not (isinstance(cert, str) and cert == "")
 
 
 def check_url(name: str, url: object) -> None:
@@ -222,6 +238,8 @@ def check_private_key(
         raise ConfigurationError(
             "give private_key= (to sign client assertions) or client_assertion= (an "
             "assertion made elsewhere), not both")
+    from .private_keys import PrivateKey
+
     if isinstance(private_key, PrivateKey):
         if key_id is not None or password is not None:
             raise ConfigurationError(

@@ -9,7 +9,7 @@ out with requests' very steps, so that they cannot differ.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final
 from urllib.parse import urljoin, urlparse
 
 import requests
@@ -18,19 +18,27 @@ from requests.utils import requote_uri
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from ._frozen import Frozen
+
 __all__ = ["Hop", "next_hop"]
 
 _REDIRECTS = SessionRedirectMixin()
 """requests' own redirect rules: target, method, stripping ``Authorization``."""
 
 
-class Hop(NamedTuple):
+class Hop(Frozen):
     """The request requests sends next: ``method``, ``url`` (as urllib3 encodes it on the
     wire) and whether it keeps the ``Authorization`` header."""
 
-    method: str
-    url: str
-    keeps_authorization: bool
+    __slots__ = _fields = _shown = ("method", "url", "keeps_authorization")
+    method: Final[str]
+    url: Final[str]
+    keeps_authorization: Final[bool]
+
+    def __init__(self, method: str, url: str, keeps_authorization: bool) -> None:
+        self.method = method
+        self.url = url
+        self.keeps_authorization = keeps_authorization
 
 
 def next_hop(response: requests.Response, request: requests.PreparedRequest) -> Hop | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -35,31 +36,31 @@ from ._options import (
     replayable,
     replayable_params,
 )
-from .certificates import CertFiles, CertificateAdapter, CertWatch
 from .client_auth import (
-    Cert,
     ClientCredentials,
     SecretSource,
     default_auth_method,
     hold_secret,
     make_client_auth,
 )
-from .endpoint import Timeout, TokenEndpoint, private_session
+from .endpoint import TokenEndpoint, private_session
 from .errors import ConfigurationError
 from .form import grant_parameters
-from .private_keys import PrivateKey
 from .redaction import hidden
 from .resend import Resender
 from .retry import TokenRetry
 from .reuse import TokenHolder
-from .sources import AssertionSource, assertion_source
 from .token import Token
 
 if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stays light
     from ._jwt import PrivateKeySource
     from .cache import TokenCache
+    from .certificates import Cert, CertFiles
     from .discovery import DiscoveredEndpoint, Issuer
     from .dpop import DPoPKey
+    from .private_keys import PrivateKey
+    from .sources import AssertionSource
+    from .transport import Timeout
 
 __all__ = ["ClientCredentialsAuth"]
 
@@ -229,17 +230,26 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         if key is not None:  # copies are built from the value, which pickles as it should
             self._options.update(private_key=key, private_key_id=None,
                                  private_key_password=None)
+        if client_assertion is not None:
+            from .sources import assertion_source
+
+            client_assertion = assertion_source(client_assertion)
         credentials = ClientCredentials(
             secret=client_secret,
             key=key,
-            assertion=None if client_assertion is None else assertion_source(
-                client_assertion),
+            assertion=client_assertion,
             signing_alg=signing_alg,
             assertion_audience=assertion_audience,
             has_cert=bool(cert or token_session.cert),
         )
         cert_paths = cert or token_session.cert
-        self._cert_files = CertFiles(cert_paths) if cert_paths else None
+        self._cert_files: CertFiles | None = None
+        cert_watch = None
+        if cert_paths:
+            from .certificates import CertFiles, CertWatch
+
+            self._cert_files = CertFiles(cert_paths)
+            cert_watch = CertWatch(self._cert_files)
         form = grant_parameters(
             scope=scope, audience=audience, resource=resource, extra_params=extra_params
         )
@@ -255,7 +265,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             retry=TokenRetry.from_value(retries),
             default_lifetime=check_seconds("default_lifetime", default_lifetime, allow_none=True),
             cert=cert,
-            cert_watch=None if self._cert_files is None else CertWatch(self._cert_files),
+            cert_watch=cert_watch,
             allow_http=bool(insecure_allow_http),
             clock=clock,
             dpop=self._proofs,
@@ -308,6 +318,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self._resender = Resender(self._holder, self._proofs, self._refresh_on,
                                   self._destinations, clock)
         self._hook = partial(self._resender.on_response, None, True)
+        self._attached: tuple[tuple[Token, float] | None, float, str, partial[Any]] = (
+            None, -math.inf, "", self._hook)
+        """For the fast path of ``__call__``: the holder's ``current`` it was made for, its
+        refresh time, the header and the hook of its token; unusable until a token is."""
 
     @classmethod
     def from_issuer(
@@ -382,6 +396,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         api.auth = self
         api.mount("http://", ProxyGuard(self._check_proxies))
         if self._cert_files is not None:
+            from .certificates import CertificateAdapter
+
             api.cert = self._cert_files.cert
             api.mount("https://", CertificateAdapter(self._cert_files))
         return api
@@ -448,7 +464,24 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     # -- requests hooks ---------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        # The per-request path: no lock, no I/O, no logging; the hook is built once per token.
+        # The per-request path: no lock, no I/O, no logging. Its fast form serves the common
+        # case (a fresh Bearer token, an https URL, no allowed_origins) from ``_attached``,
+        # what was attached last, valid while it was made for the holder's current state
+        # (replaced whole by every change, so compared by identity); anything else takes
+        # ``_attach``. The scheme test is two string comparisons ("https://" <= url <
+        # "https:/0" holds exactly for the URLs that start with "https://"): no call, no
+        # allocation, unlike ``url.startswith`` or a slice.
+        held, refresh_at, header, hook = self._attached
+        if (held is self._holder.current and self._clock() < refresh_at
+                and "https://" <= (r.url or "") < "https:/0"):
+            r.headers["Authorization"] = header
+            r.hooks["response"].append(hook)
+            return r
+        return self._attach(r)
+
+    def _attach(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        """The per-request path in full: ``allowed_origins``, plain http (loopback only), a
+        token to fetch or refresh, DPoP proofs; remembers what the fast path may reuse."""
         url = r.url or ""
         if (
             self._allowed_origins is not None or not url.startswith("https://")
@@ -467,6 +500,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         if hook.args[0] is not token:  # one hook per token, built once, not per request
             hook = self._hook = partial(self._resender.on_response, token, True)
         r.hooks["response"].append(hook)
+        current = self._holder.current  # what the fast path may reuse, all of one state
+        if (current is not None and current[0] is token and not token.dpop
+                and self._allowed_origins is None):
+            self._attached = (current, current[1], token.authorization, hook)
         return r
 
     def _check_proxies(

@@ -11,21 +11,19 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from urllib.parse import quote
 
-from ._jwt import HMAC_ALGS, JWT_BEARER, SigningKey, require_pyjwt, sign_assertion
-from .certificates import Cert
+from ._frozen import Frozen
 from .errors import ConfigurationError, CredentialError
 from .form import check_text
-from .private_keys import PrivateKey
 from .redaction import Secret, SensitiveText, hidden
-from .sources import ask, current_assertion
+
+if TYPE_CHECKING:  # only some methods need these: imported where used
+    from .private_keys import PrivateKey
 
 __all__ = [
     "AUTH_METHODS",
-    "Cert",
     "ClientAssertion",
     "ClientAuthMethod",
     "ClientAuthParts",
@@ -51,8 +49,7 @@ SecretSource = str | Secret | Callable[[], str]
 DEFAULT_ASSERTION_LIFETIME = 60.0
 
 
-@dataclass(frozen=True)
-class ClientAuthParts:
+class ClientAuthParts(Frozen):
     """What one token request carries to authenticate the client.
 
     Header values and form values that are credentials are
@@ -61,11 +58,23 @@ class ClientAuthParts:
     anything echoed back by the server is redacted before it reaches a message or a log.
     """
 
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    form: Sequence[tuple[str, str]] = field(default=(), repr=False)
-    secrets: Sequence[str] = field(default=(), repr=False)
-    invalid_client_hint: str = ""
+    __slots__ = _fields = ("headers", "form", "secrets", "invalid_client_hint")
+    _shown = ("invalid_client_hint",)
+
+    headers: Final[Mapping[str, str]]
+    form: Final[Sequence[tuple[str, str]]]
+    secrets: Final[Sequence[str]]
+    invalid_client_hint: Final[str]
     """Advice added to the message when the server refuses the client (``invalid_client``)."""
+
+    def __init__(
+        self, headers: Mapping[str, str] | None = None, form: Sequence[tuple[str, str]] = (),
+        secrets: Sequence[str] = (), invalid_client_hint: str = "",
+    ) -> None:
+        self.headers = {} if headers is None else headers
+        self.form = form
+        self.secrets = secrets
+        self.invalid_client_hint = invalid_client_hint
 
 
 class ClientAuthMethod(Protocol):
@@ -96,6 +105,8 @@ def resolve_secret(secret: SecretSource) -> SensitiveText:
     """
     if not callable(secret):
         return _checked_secret(secret)
+    from .sources import ask
+
     failure = None
     try:  # no frame shows what came: hidden at once
         return _checked_secret(hidden(ask(secret, "the client_secret callable")))
@@ -137,8 +148,7 @@ def _secret_forms(client_id: str, secret: str) -> tuple[SensitiveText, ...]:
             SensitiveText(secret), b64(f"{client_id}:{secret}"), b64(secret))
 
 
-@dataclass(frozen=True)
-class ClientSecretBasic:
+class ClientSecretBasic(Frozen):
     """``client_secret_basic``: HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
 
     The id and secret are each form-urlencoded before being joined with ``:`` and
@@ -149,8 +159,14 @@ class ClientSecretBasic:
     """
 
     name: ClassVar[str] = "client_secret_basic"
-    secret: SecretSource = field(repr=False)
-    client_id_in_body: bool = False
+    __slots__ = _fields = ("secret", "client_id_in_body")
+    _shown = ("client_id_in_body",)
+    secret: Final[SecretSource]
+    client_id_in_body: Final[bool]
+
+    def __init__(self, secret: SecretSource, client_id_in_body: bool = False) -> None:
+        self.secret = secret
+        self.client_id_in_body = client_id_in_body
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
@@ -175,12 +191,15 @@ def _encoding_hint(client_id: str, secret: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class ClientSecretPost:
+class ClientSecretPost(Frozen):
     """``client_secret_post``: ``client_id`` and ``client_secret`` in the form body."""
 
     name: ClassVar[str] = "client_secret_post"
-    secret: SecretSource = field(repr=False)
+    __slots__ = _fields = ("secret",)
+    secret: Final[SecretSource]
+
+    def __init__(self, secret: SecretSource) -> None:
+        self.secret = secret
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         secret = resolve_secret(self.secret)
@@ -190,8 +209,7 @@ class ClientSecretPost:
         )
 
 
-@dataclass(frozen=True)
-class PrivateKeyJWT:
+class PrivateKeyJWT(Frozen):
     """``private_key_jwt`` (RFC 7523 §2.2): an assertion signed with the client's private key.
 
     Claims: ``iss`` = ``sub`` = client id, ``aud`` = ``assertion_audience`` or the token
@@ -200,11 +218,21 @@ class PrivateKeyJWT:
     """
 
     name: ClassVar[str] = "private_key_jwt"
-    key: PrivateKey = field(repr=False)
-    assertion_audience: str | None = None
-    assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
+    __slots__ = _fields = ("key", "assertion_audience", "assertion_lifetime")
+    _shown = ("assertion_audience", "assertion_lifetime")
+    key: Final[PrivateKey]
+    assertion_audience: Final[str | None]
+    assertion_lifetime: Final[float]
+
+    def __init__(self, key: PrivateKey, assertion_audience: str | None = None,
+                 assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME) -> None:
+        self.key = key
+        self.assertion_audience = assertion_audience
+        self.assertion_lifetime = assertion_lifetime
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        from ._jwt import sign_assertion
+
         assertion = SensitiveText(sign_assertion(
             self.key.current(), client_id=client_id,
             audience=self.assertion_audience or token_url, lifetime=self.assertion_lifetime,
@@ -212,8 +240,7 @@ class PrivateKeyJWT:
         return _assertion_parts(client_id, assertion)
 
 
-@dataclass(frozen=True)
-class ClientAssertion:
+class ClientAssertion(Frozen):
     """A client assertion made elsewhere (RFC 7521 §4.2, RFC 7523 §2.2): a JWT the platform
     hands to the workload (a Kubernetes service-account token, an Entra ID federated token,
     a GitHub Actions ID token), sent as ``client_assertion``; ``client_id`` is sent too when
@@ -227,26 +254,43 @@ class ClientAssertion:
     """
 
     name: ClassVar[str] = "private_key_jwt"
-    source: Callable[[], str] = field(repr=False)
+    __slots__ = _fields = ("source",)
+    source: Final[Callable[[], str]]
+
+    def __init__(self, source: Callable[[], str]) -> None:
+        self.source = source
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        from .sources import current_assertion
+
         assertion = current_assertion(self.source)
         parts = _assertion_parts(client_id, assertion)
         return ClientAuthParts(form=parts.form if client_id else parts.form[1:],
                                secrets=parts.secrets)
 
 
-@dataclass(frozen=True)
-class ClientSecretJWT:
+class ClientSecretJWT(Frozen):
     """``client_secret_jwt``: the same assertion, signed with HMAC keyed by the secret."""
 
     name: ClassVar[str] = "client_secret_jwt"
-    secret: SecretSource = field(repr=False)
-    alg: str = "HS256"
-    assertion_audience: str | None = None
-    assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME
+    __slots__ = _fields = ("secret", "alg", "assertion_audience", "assertion_lifetime")
+    _shown = ("alg", "assertion_audience", "assertion_lifetime")
+    secret: Final[SecretSource]
+    alg: Final[str]
+    assertion_audience: Final[str | None]
+    assertion_lifetime: Final[float]
+
+    def __init__(self, secret: SecretSource, alg: str = "HS256",
+                 assertion_audience: str | None = None,
+                 assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME) -> None:
+        self.secret = secret
+        self.alg = alg
+        self.assertion_audience = assertion_audience
+        self.assertion_lifetime = assertion_lifetime
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
+        from ._jwt import SigningKey, sign_assertion
+
         secret = resolve_secret(self.secret)
         assertion = SensitiveText(sign_assertion(
             SigningKey(secret.encode("utf-8"), self.alg), client_id=client_id,
@@ -258,6 +302,8 @@ class ClientSecretJWT:
 
 
 def _assertion_parts(client_id: str, assertion: str) -> ClientAuthParts:
+    from ._jwt import JWT_BEARER
+
     return ClientAuthParts(
         form=(
             ("client_id", client_id),
@@ -268,8 +314,7 @@ def _assertion_parts(client_id: str, assertion: str) -> ClientAuthParts:
     )
 
 
-@dataclass(frozen=True)
-class TLSClientAuth:
+class TLSClientAuth(Frozen):
     """``tls_client_auth`` (RFC 8705 §2.1): a PKI client certificate authenticates the client.
 
     Only ``client_id`` goes in the form; the certificate is presented in the TLS handshake
@@ -277,20 +322,20 @@ class TLSClientAuth:
     """
 
     name: ClassVar[str] = "tls_client_auth"
+    __slots__ = ()
 
     def authenticate(self, client_id: str, token_url: str) -> ClientAuthParts:
         return ClientAuthParts(form=(("client_id", client_id),))
 
 
-@dataclass(frozen=True)
 class SelfSignedTLSClientAuth(TLSClientAuth):
     """``self_signed_tls_client_auth`` (RFC 8705 §2.2): a registered self-signed certificate."""
 
     name: ClassVar[str] = "self_signed_tls_client_auth"
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class ClientCredentials:
+class ClientCredentials(Frozen):
     """What the client may prove itself with; the auth method is chosen to fit.
 
     ``secret``: a client secret (or a callable returning it). ``key``: a
@@ -299,12 +344,27 @@ class ClientCredentials:
     to the token requests.
     """
 
-    secret: SecretSource | None = field(default=None, repr=False)
-    key: PrivateKey | None = field(default=None, repr=False)
-    assertion: Callable[[], str] | None = field(default=None, repr=False)
-    signing_alg: str | None = None
-    assertion_audience: str | None = None
-    has_cert: bool = False
+    __slots__ = _fields = ("secret", "key", "assertion", "signing_alg", "assertion_audience",
+                           "has_cert")
+    _shown = ("signing_alg", "assertion_audience", "has_cert")
+    secret: Final[SecretSource | None]
+    key: Final[PrivateKey | None]
+    assertion: Final[Callable[[], str] | None]
+    signing_alg: Final[str | None]
+    assertion_audience: Final[str | None]
+    has_cert: Final[bool]
+
+    def __init__(
+        self, *, secret: SecretSource | None = None, key: PrivateKey | None = None,
+        assertion: Callable[[], str] | None = None, signing_alg: str | None = None,
+        assertion_audience: str | None = None, has_cert: bool = False,
+    ) -> None:
+        self.secret = secret
+        self.key = key
+        self.assertion = assertion
+        self.signing_alg = signing_alg
+        self.assertion_audience = assertion_audience
+        self.has_cert = has_cert
 
 
 def default_auth_method(credentials: ClientCredentials) -> str:
@@ -371,6 +431,8 @@ def make_client_auth(
 
 def _client_secret_jwt(secret: SecretSource, credentials: ClientCredentials) -> ClientSecretJWT:
     """``client_secret_jwt`` with the HMAC algorithm asked for (HS256 by default)."""
+    from ._jwt import HMAC_ALGS, require_pyjwt
+
     require_pyjwt()
     alg = credentials.signing_alg or "HS256"
     if alg not in HMAC_ALGS:

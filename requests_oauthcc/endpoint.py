@@ -11,14 +11,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode
 
 import requests
 
-from .certificates import Cert, CertWatch
+from ._frozen import Frozen
 from .client_auth import ClientAuthMethod, ClientAuthParts
 from .errors import (
     InvalidTokenResponseError,
@@ -27,15 +26,15 @@ from .errors import (
     UseDPoPNonceError,
 )
 from .redaction import REDACTED, Redactor, SensitiveText, server_text, without_frames
-from .response import interpret_token_response
 from .retry import TokenRetry
 from .token import Token
-from .transport import MAX_BODY_BYTES, Timeout, exchange, without_credentials
 
 if TYPE_CHECKING:
     from ._proofs import Proofs
+    from .certificates import Cert, CertWatch
+    from .transport import Timeout
 
-__all__ = ["MAX_BODY_BYTES", "Timeout", "TokenEndpoint", "private_session"]
+__all__ = ["TokenEndpoint", "private_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +42,7 @@ _SENSITIVE_FIELDS = frozenset({"client_secret", "client_assertion"})
 _FORM = "application/x-www-form-urlencoded"
 
 
-@dataclass(frozen=True)
-class TokenEndpoint:
+class TokenEndpoint(Frozen):
     """One client's view of one token endpoint: what to ask for, and how.
 
     ``form`` holds the grant parameters besides ``grant_type`` and client authentication
@@ -59,27 +57,74 @@ class TokenEndpoint:
     token URL (opened with the old certificate) are closed, not reused.
     """
 
-    token_url: str
-    client_id: str
-    client_auth: ClientAuthMethod
-    session: requests.Session = field(repr=False)
-    form: Sequence[tuple[str, str]] = ()
-    requested_scope: str | None = None
-    timeout: Timeout = 10.0
-    retry: TokenRetry = field(default_factory=TokenRetry)
-    default_lifetime: float | None = None
-    cert: Cert | None = field(default=None, repr=False)
-    cert_watch: CertWatch | None = field(default=None, repr=False)
-    max_body_bytes: int = MAX_BODY_BYTES
-    allow_http: bool = False
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    dpop: Proofs | None = field(default=None, repr=False)
-    _recent: deque[str] = field(
-        default_factory=lambda: deque(maxlen=6), init=False, repr=False, compare=False)
+    __slots__ = ("_noticed", "_recent", "allow_http", "cert", "cert_watch", "client_auth",
+                 "client_id", "clock", "default_lifetime", "dpop", "form", "max_body_bytes",
+                 "requested_scope", "retry", "session", "timeout", "token_url")
+    _fields = ("token_url", "client_id", "client_auth", "session", "form", "requested_scope",
+               "timeout", "retry", "default_lifetime", "cert", "cert_watch", "max_body_bytes",
+               "allow_http", "clock", "dpop")
+    _shown = ("token_url", "client_id", "client_auth", "form", "requested_scope", "timeout",
+              "retry", "default_lifetime", "max_body_bytes", "allow_http")
+
+    token_url: Final[str]
+    client_id: Final[str]
+    client_auth: Final[ClientAuthMethod]
+    session: Final[requests.Session]
+    form: Final[Sequence[tuple[str, str]]]
+    requested_scope: Final[str | None]
+    timeout: Final[Timeout]
+    retry: Final[TokenRetry]
+    default_lifetime: Final[float | None]
+    cert: Final[Cert | None]
+    cert_watch: Final[CertWatch | None]
+    max_body_bytes: Final[int | None]
+    """The most of a token response read (bytes); ``None``: the transport's
+    ``MAX_BODY_BYTES`` (1 MiB)."""
+    allow_http: Final[bool]
+    clock: Final[Callable[[], float]]
+    dpop: Final[Proofs | None]
+    _recent: Final[deque[str]]
     """The last tokens issued and DPoP proofs sent, redacted too from what the server says
     next."""
-    _noticed: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _noticed: Final[set[str]]
     """What was already logged as a WARNING about this endpoint's answers: once is enough."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_auth: ClientAuthMethod,
+        session: requests.Session,
+        form: Sequence[tuple[str, str]] = (),
+        requested_scope: str | None = None,
+        timeout: Timeout = 10.0,
+        retry: TokenRetry | None = None,
+        default_lifetime: float | None = None,
+        cert: Cert | None = None,
+        cert_watch: CertWatch | None = None,
+        max_body_bytes: int | None = None,
+        allow_http: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        dpop: Proofs | None = None,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_auth = client_auth
+        self.session = session
+        self.form = form
+        self.requested_scope = requested_scope
+        self.timeout = timeout
+        self.retry = TokenRetry() if retry is None else retry
+        self.default_lifetime = default_lifetime
+        self.cert = cert
+        self.cert_watch = cert_watch
+        self.max_body_bytes = max_body_bytes
+        self.allow_http = allow_http
+        self.clock = clock
+        self.dpop = dpop
+        self._recent = deque(maxlen=6)
+        self._noticed = set()
 
     def fetch(self) -> Token:
         """Request a new token, retrying transient failures as ``retry`` allows.
@@ -163,6 +208,10 @@ class TokenEndpoint:
     def _send(self, deadline: float) -> Token:
         # No local of this frame shows a credential: the body and the headers are
         # SensitiveText, the parts and the redactor have no revealing repr.
+        from .response import interpret_token_response  # token requests only: imported
+        from .transport import MAX_BODY_BYTES, exchange  # here, `import` stays light
+
+        max_body_bytes = MAX_BODY_BYTES if self.max_body_bytes is None else self.max_body_bytes
         parts = self.client_auth.authenticate(self.client_id, self.token_url)
         if self.cert_watch is not None and self.cert_watch.outdated():
             self.session.get_adapter(self.token_url).close()  # its pools: new ones follow
@@ -175,7 +224,7 @@ class TokenEndpoint:
         response, body = exchange(
             self.session, "POST", self.token_url, headers=headers,
             data=self._body(parts), timeout=self.timeout, deadline=deadline, cert=self.cert,
-            max_body_bytes=self.max_body_bytes, allow_http=self.allow_http,
+            max_body_bytes=max_body_bytes, allow_http=self.allow_http,
             scrub=partial(self._scrubbed, parts=parts), redact=redact,
             fail=self._unreachable,
         )
@@ -184,7 +233,7 @@ class TokenEndpoint:
         if body is None:
             raise InvalidTokenResponseError(
                 f"{self.token_url} answered {response.status_code} with a body over "
-                f"{self.max_body_bytes} bytes; refused",
+                f"{max_body_bytes} bytes; refused",
                 token_url=self.token_url, status_code=response.status_code,
             )
         try:
@@ -227,6 +276,8 @@ class TokenEndpoint:
         self, request: requests.PreparedRequest, parts: ClientAuthParts
     ) -> requests.PreparedRequest:
         """A copy of a token request without its credentials, safe to hand out with errors."""
+        from .transport import without_credentials
+
         copy = without_credentials(request)
         copy.body = urlencode(
             [(k, REDACTED if k in _SENSITIVE_FIELDS else v) for k, v in self._form(parts)]

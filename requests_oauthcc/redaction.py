@@ -275,9 +275,6 @@ def without_frames(exc: BaseException) -> BaseException:
 
 NO_SECRETS = Redactor(())
 
-_WHITESPACE = re.compile(r"\s+")
-
-
 def _is_control(ch: str) -> bool:
     """A control, format or separator character other than the space: what could forge a
     log line, move a terminal's cursor or reorder text (bidi overrides)."""
@@ -288,7 +285,7 @@ def _clean(text: str) -> str:
     """``text`` with each :func:`_is_control` character a space, runs of whitespace folded."""
     if not text.isprintable():
         text = "".join(" " if _is_control(ch) else ch for ch in text)
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split's whitespace is re's \s
 
 
 def server_text(

@@ -6,8 +6,9 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from typing import Final
 
+from ._frozen import Frozen
 from .errors import ConfigurationError
 
 __all__ = ["TokenRetry", "parse_retry_after"]
@@ -18,8 +19,7 @@ _MAX_DOUBLINGS = 64
 """The backoff stops doubling here (it is capped by ``backoff_max`` long before)."""
 
 
-@dataclass(frozen=True)
-class TokenRetry:
+class TokenRetry(Frozen):
     """Retry policy for transient token endpoint failures.
 
     A client credentials token request is safe to repeat, so connection errors, timeouts
@@ -40,21 +40,34 @@ class TokenRetry:
     :class:`~requests_oauthcc.errors.ConfigurationError`.
     """
 
-    total: int = 3
-    backoff_factor: float = 0.5
-    backoff_max: float = 8.0
-    retry_after_max: float = 30.0
-    deadline: float = 60.0
-    statuses: frozenset[int] = RETRY_STATUSES
+    __slots__ = _fields = ("total", "backoff_factor", "backoff_max", "retry_after_max",
+                           "deadline", "statuses")
+    _shown = _fields
 
-    def __post_init__(self) -> None:
-        if isinstance(self.total, bool) or not isinstance(self.total, int) or self.total < 0:
+    total: Final[int]
+    backoff_factor: Final[float]
+    backoff_max: Final[float]
+    retry_after_max: Final[float]
+    deadline: Final[float]
+    statuses: Final[frozenset[int]]
+
+    def __init__(  # noqa: PLR0917 - positional, as when it was a dataclass
+        self,
+        total: int = 3,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 8.0,
+        retry_after_max: float = 30.0,
+        deadline: float = 60.0,
+        statuses: frozenset[int] = RETRY_STATUSES,
+    ) -> None:
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
             raise ConfigurationError(
                 f"TokenRetry.total must be an int >= 0 (retries after the first attempt); "
-                f"got {self.total!r}"
+                f"got {total!r}"
             )
-        for name in ("backoff_factor", "backoff_max", "retry_after_max", "deadline"):
-            value = getattr(self, name)
+        seconds = {"backoff_factor": backoff_factor, "backoff_max": backoff_max,
+                   "retry_after_max": retry_after_max, "deadline": deadline}
+        for name, value in seconds.items():
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
@@ -67,7 +80,12 @@ class TokenRetry:
                     f"TokenRetry.{name} must be a finite {kind} number of seconds; "
                     f"got {value!r}"
                 )
-        object.__setattr__(self, "statuses", _checked_statuses(self.statuses))
+        self.total = total
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self.deadline = deadline
+        self.statuses = _checked_statuses(statuses)
 
     @classmethod
     def from_value(cls, retries: int | TokenRetry | None) -> TokenRetry:
@@ -80,7 +98,7 @@ class TokenRetry:
             raise ConfigurationError(
                 f"retries must be a non-negative int or a TokenRetry; got {retries!r}"
             )
-        return replace(cls(), total=retries)
+        return cls(total=retries)
 
     def delay(self, retry_number: int, retry_after: str | None = None) -> float | None:
         """Seconds to wait before retry ``retry_number`` (1-based), or ``None`` to give up.

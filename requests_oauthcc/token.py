@@ -8,11 +8,10 @@ when the server gave no lifetime: such a token is used until the server rejects 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
+from ._frozen import Frozen
 from .redaction import SensitiveText
 
 __all__ = [
@@ -30,8 +29,7 @@ SHORT_TOKEN_MARGIN = 0.1
 """The share of a token's life kept as refresh margin when that is less than the leeway."""
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(Frozen):
     """An access token as granted by the token endpoint.
 
     ``access_token``: the credential itself (never shown in ``repr``).
@@ -40,28 +38,57 @@ class Token:
     ``scope``: the granted scope, or the requested one when the server did not say.
     ``issued_at`` / ``expires_at``: readings of the auth object's clock; ``expires_at``
     is ``None`` when no lifetime is known.
-    ``raw``: every field of the token response (may hold other credentials; not shown).
-    ``refresh_in``: seconds after ``issued_at`` at which the server suggests fetching a new
-    token (Microsoft Entra ID's ``refresh_in``), or ``None``.
+    ``raw``: every field of the token response (may hold other credentials; not shown;
+    ``None`` for an empty mapping).
+    ``refresh_in``: seconds from ``issued_at`` after which the server suggests a refresh
+    (Microsoft Entra ID's ``refresh_in``), or ``None``.
+
+    Immutable: assigning raises ``dataclasses.FrozenInstanceError``; :meth:`replace`
+    makes a changed copy. Equal tokens have equal fields but ``raw``; ``authorization``
+    (the ``Authorization`` header value, built once) and ``dpop`` (whether the token is
+    DPoP-bound: each request must carry a proof, RFC 9449 §7) are derived.
     """
 
-    access_token: str = field(repr=False)
-    token_type: str = "Bearer"
-    scope: str | None = None
-    issued_at: float = 0.0
-    expires_at: float | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    refresh_in: float | None = None
-    authorization: str = field(init=False, repr=False, compare=False)
+    __slots__ = ("access_token", "authorization", "dpop", "expires_at", "issued_at", "raw",
+                 "refresh_in", "scope", "token_type")
+    _fields = ("access_token", "token_type", "scope", "issued_at", "expires_at", "raw",
+               "refresh_in")
+    _compared = ("access_token", "token_type", "scope", "issued_at", "expires_at",
+                 "refresh_in")
+    _shown = ("token_type", "scope", "issued_at", "expires_at", "refresh_in")
+
+    access_token: Final[str]
+    token_type: Final[str]
+    scope: Final[str | None]
+    issued_at: Final[float]
+    expires_at: Final[float | None]
+    raw: Final[Mapping[str, Any]]
+    refresh_in: Final[float | None]
+    authorization: Final[str]
     """The ``Authorization`` header value, built once."""
-    dpop: bool = field(init=False, repr=False, compare=False)
+    dpop: Final[bool]
     """Whether the token is DPoP-bound: each request must carry a proof (RFC 9449 §7)."""
 
-    def __post_init__(self) -> None:
-        dpop = self.token_type.lower() == "dpop"
-        object.__setattr__(self, "dpop", dpop)
-        object.__setattr__(self, "authorization", SensitiveText(
-            ("DPoP " if dpop else "Bearer ") + self.access_token))
+    def __init__(  # noqa: PLR0917 - positional, as when it was a dataclass
+        self,
+        access_token: str,
+        token_type: str = "Bearer",
+        scope: str | None = None,
+        issued_at: float = 0.0,
+        expires_at: float | None = None,
+        raw: Mapping[str, Any] | None = None,
+        refresh_in: float | None = None,
+    ) -> None:
+        dpop = token_type.lower() == "dpop"
+        self.access_token = access_token
+        self.token_type = token_type
+        self.scope = scope
+        self.issued_at = issued_at
+        self.expires_at = expires_at
+        self.raw = {} if raw is None else raw
+        self.refresh_in = refresh_in
+        self.dpop = dpop
+        self.authorization = SensitiveText(("DPoP " if dpop else "Bearer ") + access_token)
 
     @property
     def lifetime(self) -> float | None:
@@ -106,10 +133,9 @@ def renewed(held: Token | None, token: Token) -> Token:
         return token
     known = [t.expires_at for t in (held, token) if t.expires_at is not None]
     expires_at = max(known) if known else None
-    return token if expires_at == token.expires_at else replace(token, expires_at=expires_at)
+    return token if expires_at == token.expires_at else token.replace(expires_at=expires_at)
 
 
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 BEARER_ALIASES = frozenset({"bearer", "bearertoken"})
 """``token_type`` values (compared in lower case) that mean Bearer: ``Bearer`` in any case
 (RFC 6749 §7.1, RFC 6750), and ``BearerToken``, which Apigee Edge answers. The header sent
@@ -140,7 +166,8 @@ def checked_fields(
         raise UnusableToken(f"access_token is {_describe_missing(access_token)}")
     if len(access_token) > MAX_TOKEN_CHARS:
         raise UnusableToken(f"access_token is longer than {MAX_TOKEN_CHARS} characters")
-    if not _HEADER_SAFE.fullmatch(access_token):
+    if not (access_token.isascii() and access_token.isprintable() and " " not in access_token):
+        # visible ASCII, \x21-\x7e: what RFC 6750 §2.1's b64token allows, and more
         raise UnusableToken("access_token holds characters that cannot go in an HTTP header")
     if not isinstance(token_type, str) or not token_type.isascii() or not (
             token_type.lower() in BEARER_ALIASES or (dpop and token_type.lower() == "dpop")):

@@ -396,6 +396,37 @@ def test_allowed_origins_limit_where_the_token_goes(
     assert allowed.status_code == 200
 
 
+def test_the_fast_path_skips_no_rule(
+    make_auth: MakeAuth, server: OAuthTestServer, clock: FakeClock
+) -> None:
+    """Once a token went to an https URL (the per-request fast path), a request in the
+    clear, an origin outside allowed_origins, an invalidated token and a token past its
+    refresh time are each judged in full, as on the first request."""
+    def attach(auth: ClientCredentialsAuth, url: str) -> requests.PreparedRequest:
+        prepared = requests.Request("GET", "https://api.example.com/").prepare()
+        prepared.url = url  # as a hook of the caller may set it: judged all the same
+        return auth(prepared)
+
+    auth = make_auth(clock=clock)
+    first = attach(auth, "https://api.example.com/a").headers["Authorization"]
+    assert attach(auth, "https://api.example.com/b").headers["Authorization"] == first
+    for url in ("http://api.example.com/a", "http://https://x/", "http://127.0.0.1.evil/"):
+        with pytest.raises(InsecureTransportError):
+            attach(auth, url)
+    auth.invalidate()
+    second = attach(auth, "https://api.example.com/a").headers["Authorization"]
+    assert second != first and server.token_requests == 2
+    clock.advance(3600 - 30)  # the default leeway before the one-hour expiry
+    assert attach(auth, "https://api.example.com/a").headers["Authorization"] == second
+    settle(auth)  # refreshed ahead, in the background
+    assert attach(auth, "https://api.example.com/a").headers["Authorization"] != second
+    assert server.token_requests == 3
+    limited = make_auth(clock=clock, allowed_origins=["https://api.example.com"])
+    for _ in range(2):
+        assert "Authorization" in attach(limited, "https://api.example.com/x").headers
+    assert "Authorization" not in attach(limited, "https://other.example.com/x").headers
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -328,6 +328,25 @@ def test_real_server_knobs(session: Any) -> None:
         assert session.get(server.resource_url, auth=auth).status_code == 200
 
 
+def test_token_delay_slows_every_token_answer(
+    make_auth: MakeAuth, server: OAuthTestServer
+) -> None:
+    """The kit's token_delay holds each granted token answer back that long (a slow identity
+    provider, as benchmarks/compare.py's latency section needs); the API is not slowed."""
+    import time
+
+    server.token_delay = 0.3
+    auth = make_auth()
+    started = time.monotonic()
+    auth.fetch_token()
+    assert time.monotonic() - started >= 0.3
+    server.token_delay = 0.0
+    started = time.monotonic()
+    auth.fetch_token()
+    assert time.monotonic() - started < 0.3
+    assert server.token_requests == 2
+
+
 def test_body_over_the_cap_is_refused(make_auth: MakeAuth, server: OAuthTestServer) -> None:
     """A token response over 1 MiB is an error, never read whole into memory."""
     server.queue_response(200, b"{" + b" " * (2 << 20) + b"}")

@@ -50,6 +50,22 @@ def test_import_stays_light() -> None:
         assert heavy not in modules
 
 
+def test_import_adds_no_module_but_its_own_to_requests() -> None:
+    """`from requests_oauthcc import ClientCredentialsAuth` loads no module that `import
+    requests` does not load, but the package's (no dataclasses, inspect, JWT, ...): what it
+    adds to the import time users pay is the package's own code (issue #14)."""
+    code = (
+        "import sys, json, requests; before = set(sys.modules); "
+        "from requests_oauthcc import ClientCredentialsAuth; "
+        "print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    added = json.loads(out.stdout)
+    assert "requests_oauthcc.auth" in added
+    assert [m for m in added if m.split(".")[0] != "requests_oauthcc"] == []
+
+
 def test_every_error_is_an_oauth_error_and_a_requests_exception() -> None:
     """All exported exceptions derive from OAuthError, itself a RequestException."""
     assert issubclass(errors.OAuthError, requests.RequestException)

@@ -25,11 +25,36 @@ def test_repr_hides_the_access_token_and_raw_fields() -> None:
 
 
 def test_token_is_immutable_and_replace_keeps_header_in_step() -> None:
-    """Tokens are frozen; dataclasses.replace builds a new one with its own header."""
+    """Tokens are frozen (dataclasses.FrozenInstanceError, as when Token was a dataclass);
+    replace() builds a new one with its own header."""
     token = Token("one")
     with pytest.raises(dataclasses.FrozenInstanceError):
         token.access_token = "two"  # type: ignore[misc]
-    assert dataclasses.replace(token, access_token="two").authorization == "Bearer two"
+    with pytest.raises(AttributeError):
+        del token.scope
+    with pytest.raises(AttributeError):
+        token.anything = 1
+    assert token.replace(access_token="two").authorization == "Bearer two"
+    assert token.replace(token_type="DPoP").dpop
+
+
+def test_tokens_compare_hash_copy_and_pickle_by_value() -> None:
+    """Equality and hash cover every field but raw (refresh_in included); copies and
+    pickles are equal tokens with the same header."""
+    import copy
+    import pickle
+
+    token = Token("one", scope="read", issued_at=1.0, expires_at=61.0, raw={"x": 1},
+                  refresh_in=30.0)
+    same = Token("one", scope="read", issued_at=1.0, expires_at=61.0, refresh_in=30.0)
+    assert token == same and hash(token) == hash(same) and token.raw != same.raw
+    assert token != same.replace(refresh_in=None) and token != same.replace(expires_at=62.0)
+    assert token != ("one", "Bearer")
+    for copied in (copy.copy(token), copy.deepcopy(token),
+                   pickle.loads(pickle.dumps(token))):
+        assert copied == token and copied.raw == {"x": 1}
+        assert copied.authorization == "Bearer one"
+    assert "refresh_in=30.0" in repr(token) and "one" not in repr(token)
 
 
 def test_refresh_at_uses_the_leeway_for_long_lived_tokens() -> None:

@@ -86,6 +86,8 @@ class Handler(JsonHandler):
             self._send(canned.status, canned.body + self._echo(body) if canned.echo
                        else canned.body, canned.headers)
             return
+        if self.oauth.token_delay:
+            time.sleep(self.oauth.token_delay)
         proof: CheckedProof | None = None
         try:
             if self.command != "POST":

@@ -75,6 +75,9 @@ class OAuthTestServer(LoopbackService):
     ``expires_in`` out. ``allowed_scopes``: when given, other scopes get ``invalid_scope``.
     ``granted_scope``: when given, the scope granted whatever was asked.
     ``expires_in_as_string`` and ``token_type`` shape the token response.
+    ``token_delay``: seconds the token endpoint waits before answering each token request
+    (a slow identity provider; default 0); canned answers (:meth:`queue_response`) keep
+    their own ``delay``. An attribute: it may be changed while the server runs.
     ``certfile``/``keyfile``: serve https with this certificate chain and key (PEM paths).
     ``client_ca``: with https, ask clients for a certificate issued by this CA (PEM path);
     the verified certificate's subject is then visible to the handler.
@@ -129,6 +132,7 @@ class OAuthTestServer(LoopbackService):
         granted_scope: str | None = None,
         expires_in_as_string: bool = False,
         token_type: str = "Bearer",
+        token_delay: float = 0.0,
         host: str = "127.0.0.1",
         certfile: str | None = None,
         keyfile: str | None = None,
@@ -162,6 +166,7 @@ class OAuthTestServer(LoopbackService):
         self.granted_scope = granted_scope
         self.expires_in_as_string = expires_in_as_string
         self.token_type = token_type
+        self.token_delay = token_delay
         self._tls = (certfile, keyfile, client_ca) if certfile else None
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
