@@ -45,12 +45,22 @@ makes at most about one such request per second, never one per API request."""
 class _Flight:
     """One fetch in progress; followers wait on ``done`` and read its outcome."""
 
-    __slots__ = ("done", "error", "token")
+    __slots__ = ("done", "error", "started", "token")
 
-    def __init__(self) -> None:
+    def __init__(self, started: float) -> None:
+        self.started = started
+        """When the fetch was found needed (the holder's clock)."""
         self.done = threading.Event()
         self.token: Token | None = None
         self.error: requests.RequestException | None = None
+
+
+class _Refresher(threading.Thread):
+    """The thread of one refresh ahead of expiry, and its flight."""
+
+    def __init__(self, target: Callable[[], None], flight: _Flight) -> None:
+        super().__init__(target=target, name="requests-oauthcc refresh", daemon=True)
+        self.flight = flight
 
 
 class TokenHolder:
@@ -112,7 +122,9 @@ class TokenHolder:
         """When the current token arrived (this holder's clock)."""
         self.rejections = RejectionPause()
         """Pauses token requests forced by rejections while an API rejects new tokens."""
-        self._ahead: threading.Thread | None = None
+        self._took = 0.0
+        """Seconds the last fetch took, from the moment it was found needed."""
+        self._ahead: _Refresher | None = None
         """The thread refreshing ahead, while it runs."""
         self._closed = False
         self.current: tuple[Token, float] | None = None
@@ -147,13 +159,16 @@ class TokenHolder:
         while True:
             with self._lock:
                 current = self.current
-                held = self._held(current, self._clock(), rejected, force)
-                if held is not None:
-                    return held
+                held, ahead = self._held(current, self._clock(), rejected, force)
                 flight = self._flight
-                leader = flight is None
-                if flight is None:
-                    flight = self._flight = _Flight()
+                leader = held is None and flight is None
+                if leader:
+                    flight = self._flight = _Flight(self._clock())
+            if held is not None:
+                if ahead is not None:  # started outside the lock: a start waits for the GIL
+                    self._start(ahead)
+                return held
+            assert flight is not None
             if leader:
                 return self._lead(flight, current, rejected, force)
             flight.done.wait()
@@ -165,25 +180,24 @@ class TokenHolder:
             # (KeyboardInterrupt, a signal handler's exception): try again.
 
     def _held(self, current: tuple[Token, float] | None, now: float, rejected: Token | None,
-              force: bool) -> Token | None:
-        """With the lock held: the token :meth:`get` returns without waiting for a fetch
-        (starting a refresh ahead when one is due), or ``None``: a fetch is needed. Raises
-        a failure of a moment ago instead of fetching again."""
+              force: bool) -> tuple[Token | None, _Refresher | None]:
+        """With the lock held: the token :meth:`get` returns without waiting for a fetch,
+        or ``None`` (a fetch is needed), and the thread to start to refresh ahead, if one is
+        due. Raises a failure of a moment ago instead of fetching again."""
         if current is not None and not _same(current[0], rejected):
             token, refresh_at = current
             if now < refresh_at:
-                return token
+                return token, None
             if not token.is_expired(now):
                 if self._flight is not None:
-                    return token  # a refresh is running; this token still works
+                    return token, None  # a refresh is running; this token still works
                 if not force and not self._closed:
-                    self._refresh_ahead(current)
-                    return token
+                    return token, self._refresh_ahead(current)
         if (rejected is not None and not force and current is not None
                 and not current[0].is_expired(now) and self.rejections.remaining(now) > 0):
             # The API rejected a brand-new token a moment ago: a new token is not what it
             # wants. The held one (the rejected one, maybe) is returned.
-            return current[0]
+            return current[0], None
         failure = self._failure
         recent_failure = (failure is not None and self._flight is None
                           and now - failure[0] < MIN_REFRESH_INTERVAL)
@@ -195,7 +209,7 @@ class TokenHolder:
             # answered it again, or failed. Not a token request per call.
             if current is not None and (_same(current[0], rejected)
                                         or not current[0].is_expired(now)):
-                return current[0]
+                return current[0], None
             if recent_failure:
                 assert failure is not None
                 raise _fresh(failure[1])
@@ -204,14 +218,15 @@ class TokenHolder:
             # token request per API request while the endpoint refuses.
             assert failure is not None
             raise _fresh(failure[1])
-        return None
+        return None, None
 
-    def _refresh_ahead(self, current: tuple[Token, float]) -> None:
-        """Start the one thread that refreshes ``current`` while requests go on with it.
+    def _refresh_ahead(self, current: tuple[Token, float]) -> _Refresher:
+        """The one thread that refreshes ``current`` while requests go on with it, to be
+        started (:meth:`_start`) once the lock is released.
 
         Called with the lock held and no flight running; the flight is the thread's.
         """
-        flight = self._flight = _Flight()
+        flight = self._flight = _Flight(self._clock())
 
         def refresh() -> None:
             try:
@@ -226,14 +241,18 @@ class TokenHolder:
                     if self._ahead is thread:
                         self._ahead = None
 
-        thread = threading.Thread(target=refresh, name="requests-oauthcc refresh",
-                                  daemon=True)
+        thread = _Refresher(refresh, flight)
         self._ahead = thread
+        return thread
+
+    def _start(self, thread: _Refresher) -> None:
         try:
             thread.start()
         except RuntimeError:  # no more threads (interpreter shutting down): no refresh
-            self._ahead = self._flight = None
-            flight.done.set()
+            with self._lock:
+                if self._ahead is thread:
+                    self._ahead = self._flight = None
+            thread.flight.done.set()
 
     def close(self) -> None:
         """Wait for a refresh ahead in progress to end; later refreshes run on the request
@@ -260,7 +279,7 @@ class TokenHolder:
             if not force:  # a failed fetch_token() leaves the held token in use
                 self._remember_failure(flight.error, rejected, flight.token is None)
         else:
-            flight.token = self._install(token, previous, rejected)
+            flight.token = self._install(token, previous, rejected, flight.started)
         finally:
             # Whatever happened (anything not caught above stays in this thread), the
             # flight ends; nested so that an exception raised meanwhile still wakes them.
@@ -275,12 +294,17 @@ class TokenHolder:
         return flight.token
 
     def _install(
-        self, token: Token, previous: tuple[Token, float] | None, rejected: Token | None
+        self, token: Token, previous: tuple[Token, float] | None, rejected: Token | None,
+        started: float,
     ) -> Token:
-        """Make a fetched token current, with its refresh time; what to hand out."""
+        """Make a fetched token current, with its refresh time; what to hand out.
+
+        ``started``: when the fetch was found needed. How long it took sets how early the
+        next refresh ahead starts (:meth:`_refresh_time`)."""
         held = None if previous is None else previous[0]
         token = renewed(held, token)
         now = self._clock()
+        self._took = max(0.0, now - started)
         if held is not None and held.access_token == token.access_token:
             # The server keeps one token per client: asking again before it expires would
             # only bring the same token back; once it has, not for a second.
@@ -288,7 +312,7 @@ class TokenHolder:
             if refresh_at <= now:
                 refresh_at = now + MIN_REFRESH_INTERVAL
         else:
-            refresh_at = max(token.refresh_at(self._leeway), now + MIN_REFRESH_INTERVAL)
+            refresh_at = max(self._refresh_time(token), now + MIN_REFRESH_INTERVAL)
         with self._lock:
             self.current = (token, refresh_at)
             self._received = now
@@ -296,6 +320,19 @@ class TokenHolder:
             if rejected is not None:
                 self._replaced = (now, rejected.authorization)
         return token
+
+    def _refresh_time(self, token: Token) -> float:
+        """When to start refreshing ``token`` ahead: :meth:`~requests_oauthcc.token.Token.
+        refresh_at`, or earlier when the last fetch took more than half the margin left
+        before expiry (a slow endpoint, threads starving the refresh of the GIL): then
+        twice that long before expiry, but not before half the token's life, so the new
+        token arrives while the held one is still valid."""
+        refresh_at = token.refresh_at(self._leeway)
+        if token.expires_at is not None:
+            early = max(token.expires_at - 2 * self._took,
+                        token.issued_at + (token.expires_at - token.issued_at) / 2)
+            refresh_at = min(refresh_at, early)
+        return refresh_at
 
     def _remember_failure(
         self, error: requests.RequestException, rejected: Token | None, unbridged: bool

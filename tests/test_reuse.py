@@ -435,3 +435,29 @@ def test_copies_of_a_failure_keep_oserror_fields_and_nothing_added_later() -> No
                                                      str(original))
     original.caller = "A"  # type: ignore[attr-defined]
     assert not hasattr(copy, "caller") and not hasattr(_fresh(copy), "caller")
+
+
+def test_a_slow_fetch_moves_the_next_refresh_ahead_earlier(clock: FakeClock) -> None:
+    """A 2 s token whose fetch took 0.3 s (a slow endpoint, threads starving the refresh of
+    the GIL) is refreshed 0.6 s before expiry, not at the usual 90% (0.2 s before), so the
+    new token arrives while the held one is valid; never before half its life, and a
+    slow fetch never makes a refresh later than usual."""
+    fetch = Fetcher(clock)
+    took = [0.3]
+
+    def slow() -> Token:
+        token = fetch()
+        clock.advance(took[0])  # the answer took this long (issued_at was read before)
+        return token
+
+    def margin(lifetime: float, seconds: float) -> float:
+        fetch.lifetime, took[0] = lifetime, seconds
+        holder = TokenHolder(slow, leeway=30, clock=clock)
+        token = holder.get()
+        assert token.expires_at is not None and holder.current is not None
+        return token.expires_at - holder.current[1]
+
+    assert margin(2.0, 0.3) == pytest.approx(0.6)
+    assert margin(2.0, 0.05) == pytest.approx(0.2)  # the usual 10%
+    assert margin(10.0, 0.3) == pytest.approx(1.0)  # the usual 10%, earlier already
+    assert margin(8.0, 3.0) == pytest.approx(4.0)  # half its life, not 6 s before expiry
