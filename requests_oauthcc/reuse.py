@@ -261,7 +261,9 @@ class TokenHolder:
             self._closed = True
             thread = self._ahead
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.flight.done.wait()  # it may not be started yet: join() would refuse
+            if thread.ident is not None:
+                thread.join()
 
     def _lead(
         self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None,
