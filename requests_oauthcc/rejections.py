@@ -38,7 +38,8 @@ class RejectionPause:
     :meth:`accepted` (a retry with a new token succeeded)
     ends the pause. A rejection within one pause's length after the previous pause ended
     continues the episode (the pause doubles); a later one starts again at
-    :data:`MIN_PAUSE`, with a new WARNING.
+    :data:`MIN_PAUSE`, with a new WARNING. Rejections during a pause (other threads that
+    retried with the same new token) belong to its round and change nothing.
     """
 
     __slots__ = ("_interval", "_lock", "_until")
@@ -64,7 +65,12 @@ class RejectionPause:
         rejections. Returns the pause, in seconds."""
         with self._lock:
             starts = not self._interval or now > self._until + self._interval
-            self._interval = MIN_PAUSE if starts else min(self._interval * 2, MAX_PAUSE)
+            if starts:
+                self._interval = MIN_PAUSE
+            elif now >= self._until:  # the pause had ended, and the next new token failed
+                self._interval = min(self._interval * 2, MAX_PAUSE)
+            else:  # another request of the same round (threads retried with that token)
+                return self._until - now
             self._until = now + self._interval
             pause = self._interval
         if starts:

@@ -163,3 +163,21 @@ def test_read_challenges_finds_the_error_and_scope_among_several(
     read = read_challenges(header)
     assert read.errors == {error}
     assert read.scope == scope
+
+
+def test_threads_rejected_together_pause_for_one_round_only(
+    server: OAuthTestServer, clock: FakeClock
+) -> None:
+    """8 threads whose retries with the same brand-new token are all rejected make one
+    round: the pause is MIN_PAUSE, not doubled per thread (5 s, not 60 s)."""
+    from .conftest import in_threads
+
+    with always(401, 'Bearer error="invalid_token"') as api:
+        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, clock=clock)
+        statuses = in_threads(8, lambda: requests.get(api.url("/x"), auth=auth,
+                                                      timeout=10).status_code)
+        assert statuses == [401] * 8 and server.token_requests == 2
+        clock.advance(MIN_PAUSE + 0.1)
+        response = requests.get(api.url("/x"), auth=auth, timeout=10)
+        assert response.status_code == 401 and server.token_requests == 3
+        assert len(response.history) == 1, "the pause was one round long"
