@@ -271,7 +271,11 @@ class TokenHolder:
     ) -> Token:
         failed: requests.RequestException | None = None
         try:
-            token = self._fetch() if self._shared is None else self._shared.fetch(rejected)
+            if self._shared is None:
+                token = self._fetch()
+            else:  # the held token is due (or gone): the cache's copy of it is no answer
+                due = previous[0] if rejected is None and previous is not None else rejected
+                token = self._shared.fetch(due)
         except requests.RequestException as exc:  # the fetch failed: shared with the waiters
             failed = exc
             # Kept (and handed to the others) as a copy taken now, so that nothing this
