@@ -7,13 +7,16 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from requests_oauthcc import ClientCredentialsAuth
+from requests_oauthcc import ClientCredentialsAuth, Token
 from requests_oauthcc.file_cache import FileTokenCache
+from requests_oauthcc.reuse import TokenHolder, _Refresher
 
-from .conftest import settle
+from .conftest import FakeClock, settle
 from .quirky import QuirkyServer
+from .test_reuse import Fetcher
 
 
 def test_a_shared_cache_does_not_turn_an_early_refresh_into_a_wait(tmp_path: Path) -> None:
@@ -38,3 +41,33 @@ def test_a_shared_cache_does_not_turn_an_early_refresh_into_a_wait(tmp_path: Pat
         auth.close()
         assert auth.token is not None and auth.token.access_token != first.access_token  # type: ignore[union-attr]
         assert slowest < 0.5, f"a call waited {slowest:.2f}s for the 0.8 s token endpoint"
+
+
+def test_an_interrupted_start_of_the_refresh_thread_leaves_no_flight(
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt (or a signal handler's exception) raised in the request that
+    starts the refresh thread, before the thread runs, belongs to that request: the
+    flight made for the thread does not stay behind unfinished, so later requests (once
+    the held token has expired) and close() do not wait for it for ever."""
+    fetch = Fetcher(clock)
+    holder = TokenHolder(fetch, leeway=10.0, clock=clock)
+    first = holder.get()
+    clock.advance(95)  # due (90 s), valid until 100 s
+
+    def interrupted(self: threading.Thread) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_Refresher, "start", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            holder.get()
+    clock.advance(10)  # expired: a request needs a new token
+    outcome: list[Token] = []
+    caller = threading.Thread(target=lambda: outcome.append(holder.get()), daemon=True)
+    caller.start()
+    caller.join(5)
+    assert outcome and outcome[0] is not first, "a request waited for a refresh never started"
+    closer = threading.Thread(target=holder.close, daemon=True)
+    closer.start()
+    closer.join(5)
+    assert not closer.is_alive(), "close() waits for a refresh never started"
