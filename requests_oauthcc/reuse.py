@@ -246,13 +246,20 @@ class TokenHolder:
         return thread
 
     def _start(self, thread: _Refresher) -> None:
+        """Start the refresh ``thread``. If it never runs (no more threads at interpreter
+        shutdown; an interrupt raised in this request before the start), its flight ends
+        with no outcome, so that nobody waits for it (waiters then fetch themselves); the
+        interrupt is raised on, a failure to start is not: the held token is returned."""
         try:
             thread.start()
-        except RuntimeError:  # no more threads (interpreter shutting down): no refresh
-            with self._lock:
-                if self._ahead is thread:
-                    self._ahead = self._flight = None
-            thread.flight.done.set()
+        except BaseException as exc:
+            if thread.ident is None:
+                with self._lock:
+                    if self._ahead is thread:
+                        self._ahead = self._flight = None
+                thread.flight.done.set()
+            if not isinstance(exc, RuntimeError):
+                raise
 
     def close(self) -> None:
         """Wait for a refresh ahead in progress to end; later refreshes run on the request
