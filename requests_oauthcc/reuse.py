@@ -246,13 +246,20 @@ class TokenHolder:
         return thread
 
     def _start(self, thread: _Refresher) -> None:
+        """Start the refresh ``thread``. If it never runs (no more threads at interpreter
+        shutdown; an interrupt raised in this request before the start), its flight ends
+        with no outcome, so that nobody waits for it (waiters then fetch themselves); the
+        interrupt is raised on, a failure to start is not: the held token is returned."""
         try:
             thread.start()
-        except RuntimeError:  # no more threads (interpreter shutting down): no refresh
-            with self._lock:
-                if self._ahead is thread:
-                    self._ahead = self._flight = None
-            thread.flight.done.set()
+        except BaseException as exc:
+            if thread.ident is None:
+                with self._lock:
+                    if self._ahead is thread:
+                        self._ahead = self._flight = None
+                thread.flight.done.set()
+            if not isinstance(exc, RuntimeError):
+                raise
 
     def close(self) -> None:
         """Wait for a refresh ahead in progress to end; later refreshes run on the request
@@ -271,7 +278,11 @@ class TokenHolder:
     ) -> Token:
         failed: requests.RequestException | None = None
         try:
-            token = self._fetch() if self._shared is None else self._shared.fetch(rejected)
+            if self._shared is None:
+                token = self._fetch()
+            else:  # the held token is due (or gone): the cache's copy of it is no answer
+                due = previous[0] if rejected is None and previous is not None else rejected
+                token = self._shared.fetch(due)
         except requests.RequestException as exc:  # the fetch failed: shared with the waiters
             failed = exc
             # Kept (and handed to the others) as a copy taken now, so that nothing this
