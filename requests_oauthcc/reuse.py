@@ -18,10 +18,11 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import requests
 
+from ._flights import Flight, Refresher, fresh
 from .rejections import RejectionPause
 from .token import Token, renewed
 
@@ -40,27 +41,6 @@ MIN_REFRESH_INTERVAL = 1.0
 request that no API rejection forced: however a server answers (the same token counting
 down, tiny or rounded lifetimes, a lifetime shorter than the round trip), one auth object
 makes at most about one such request per second, never one per API request."""
-
-
-class _Flight:
-    """One fetch in progress; followers wait on ``done`` and read its outcome."""
-
-    __slots__ = ("done", "error", "started", "token")
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        """When the fetch was found needed (the holder's clock)."""
-        self.done = threading.Event()
-        self.token: Token | None = None
-        self.error: requests.RequestException | None = None
-
-
-class _Refresher(threading.Thread):
-    """The thread of one refresh ahead of expiry, and its flight."""
-
-    def __init__(self, target: Callable[[], None], flight: _Flight) -> None:
-        super().__init__(target=target, name="requests-oauthcc refresh", daemon=True)
-        self.flight = flight
 
 
 class TokenHolder:
@@ -114,7 +94,7 @@ class TokenHolder:
         self._leeway = leeway
         self._clock = clock
         self._lock = threading.Lock()
-        self._flight: _Flight | None = None
+        self._flight: Flight | None = None
         self._failure: tuple[float, requests.RequestException] | None = None
         self._replaced: tuple[float, str] | None = None
         """When a fetch forced by a rejection last ran, and the rejected ``Authorization``."""
@@ -124,8 +104,8 @@ class TokenHolder:
         """Pauses token requests forced by rejections while an API rejects new tokens."""
         self._took = 0.0
         """Seconds the last fetch took, from the moment it was found needed."""
-        self._ahead: _Refresher | None = None
-        """The thread refreshing ahead, while it runs."""
+        self._ahead: Refresher | None = None
+        """The thread of the last refresh ahead (finished, or running)."""
         self._closed = False
         self.current: tuple[Token, float] | None = None
         _HOLDERS.add(self)
@@ -163,7 +143,7 @@ class TokenHolder:
                 flight = self._flight
                 leader = held is None and flight is None
                 if leader:
-                    flight = self._flight = _Flight(self._clock())
+                    flight = self._flight = Flight(self._clock())
             if held is not None:
                 if ahead is not None:  # started outside the lock: a start waits for the GIL
                     self._start(ahead)
@@ -175,12 +155,12 @@ class TokenHolder:
             if flight.token is not None and not _same(flight.token, rejected):
                 return flight.token
             if flight.error is not None:
-                raise _fresh(flight.error)
+                raise fresh(flight.error)
             # The leader was interrupted by something that is not a failure of the fetch
             # (KeyboardInterrupt, a signal handler's exception): try again.
 
     def _held(self, current: tuple[Token, float] | None, now: float, rejected: Token | None,
-              force: bool) -> tuple[Token | None, _Refresher | None]:
+              force: bool) -> tuple[Token | None, Refresher | None]:
         """With the lock held: the token :meth:`get` returns without waiting for a fetch,
         or ``None`` (a fetch is needed), and the thread to start to refresh ahead, if one is
         due. Raises a failure of a moment ago instead of fetching again."""
@@ -212,21 +192,21 @@ class TokenHolder:
                 return current[0], None
             if recent_failure:
                 assert failure is not None
-                raise _fresh(failure[1])
+                raise fresh(failure[1])
         if not force and rejected is None and recent_failure:
             # A fetch failed a moment ago and no token stands in: the same answer, not a
             # token request per API request while the endpoint refuses.
             assert failure is not None
-            raise _fresh(failure[1])
+            raise fresh(failure[1])
         return None, None
 
-    def _refresh_ahead(self, current: tuple[Token, float]) -> _Refresher:
+    def _refresh_ahead(self, current: tuple[Token, float]) -> Refresher:
         """The one thread that refreshes ``current`` while requests go on with it, to be
         started (:meth:`_start`) once the lock is released.
 
         Called with the lock held and no flight running; the flight is the thread's.
         """
-        flight = self._flight = _Flight(self._clock())
+        flight = self._flight = Flight(self._clock())
 
         def refresh() -> None:
             try:
@@ -236,16 +216,13 @@ class TokenHolder:
             except Exception as exc:  # a thread of ours never dies with a traceback dump
                 logger.error("token refresh ahead of expiry failed unexpectedly: %s",
                              type(exc).__name__)
-            finally:
-                with self._lock:
-                    if self._ahead is thread:
-                        self._ahead = None
 
-        thread = _Refresher(refresh, flight)
+        # Kept (finished) until the next refresh ahead, so close() joins it to its very end.
+        thread = Refresher(refresh, flight)
         self._ahead = thread
         return thread
 
-    def _start(self, thread: _Refresher) -> None:
+    def _start(self, thread: Refresher) -> None:
         """Start the refresh ``thread``. If it never runs (no more threads at interpreter
         shutdown; an interrupt raised in this request before the start), its flight ends
         with no outcome, so that nobody waits for it (waiters then fetch themselves); the
@@ -273,7 +250,7 @@ class TokenHolder:
                 thread.join()
 
     def _lead(
-        self, flight: _Flight, previous: tuple[Token, float] | None, rejected: Token | None,
+        self, flight: Flight, previous: tuple[Token, float] | None, rejected: Token | None,
         force: bool = False,
     ) -> Token:
         failed: requests.RequestException | None = None
@@ -287,7 +264,7 @@ class TokenHolder:
             failed = exc
             # Kept (and handed to the others) as a copy taken now, so that nothing this
             # thread's callers add to the one they get, frames included, reaches them.
-            flight.error = _fresh(exc)
+            flight.error = fresh(exc)
             flight.token = self._fallback(previous, rejected, exc)
             if not force:  # a failed fetch_token() leaves the held token in use
                 self._remember_failure(flight.error, rejected, flight.token is None)
@@ -410,28 +387,6 @@ class TokenHolder:
 def _same(token: Token, other: Token | None) -> bool:
     """Whether ``other`` is ``token`` or carries the same value (a gateway's new copy)."""
     return token is other or (other is not None and token.authorization == other.authorization)
-
-
-_E = TypeVar("_E", bound=BaseException)
-
-
-def _fresh(exc: _E) -> _E:
-    """A copy of ``exc`` without a traceback, for one more caller to raise.
-
-    Raising one exception object from several threads would pile each caller's frames (and
-    exception context) onto it, so an error kept by one caller would show another's.
-    ``__init__`` is not run again: the copy has the same ``args``, attributes and cause.
-    """
-    copied = type(exc).__new__(type(exc), *exc.args)
-    copied.args = exc.args  # OSError's __new__ leaves them to an overridden __init__
-    copied.__dict__.update(exc.__dict__)
-    if isinstance(exc, OSError) and isinstance(copied, OSError):  # fields kept outside __dict__
-        for name in ("errno", "strerror", "filename", "filename2"):
-            if getattr(exc, name) is not None:  # set to None, they would show in str()
-                setattr(copied, name, getattr(exc, name))
-    copied.__cause__ = exc.__cause__
-    copied.__suppress_context__ = exc.__suppress_context__
-    return copied
 
 
 _HOLDERS: weakref.WeakSet[TokenHolder] = weakref.WeakSet()

@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from requests_oauthcc import ClientCredentialsAuth, Token
+from requests_oauthcc._flights import Refresher
 from requests_oauthcc.file_cache import FileTokenCache
-from requests_oauthcc.reuse import TokenHolder, _Refresher
+from requests_oauthcc.reuse import TokenHolder
 
 from .conftest import FakeClock, settle
 from .quirky import QuirkyServer
@@ -58,7 +59,7 @@ def test_an_interrupted_start_of_the_refresh_thread_leaves_no_flight(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(_Refresher, "start", interrupted)
+        patch.setattr(Refresher, "start", interrupted)
         with pytest.raises(KeyboardInterrupt):
             holder.get()
     clock.advance(10)  # expired: a request needs a new token

@@ -427,7 +427,7 @@ def test_copies_of_a_failure_keep_oserror_fields_and_nothing_added_later() -> No
     to its exception (an attribute, frames) never reaches the copies others get."""
     import requests
 
-    from requests_oauthcc.reuse import _fresh
+    from requests_oauthcc._flights import fresh as _fresh
 
     original = requests.ConnectionError(111, "vault connection refused")
     copy = _fresh(original)
