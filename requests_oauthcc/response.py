@@ -18,7 +18,7 @@ import requests
 
 from .errors import InvalidTokenResponseError, TokenError, token_error_class
 from .redaction import NO_SECRETS, Redactor, server_text
-from .token import Token, UnusableToken, as_float, checked_fields, json_kind, refresh_hint
+from .token import Token, UnusableToken, as_float, checked_fields, json_kind
 
 __all__ = ["MAX_JSON_DEPTH", "interpret_token_response", "load_json", "parse_token_response"]
 
@@ -204,8 +204,17 @@ def parse_token_response(
         issued_at=issued_at,
         expires_at=None if lifetime is None else issued_at + lifetime,
         raw=dict(payload),
-        refresh_in=refresh_hint(payload.get("refresh_in")),
+        refresh_in=_refresh_in(payload.get("refresh_in")),
     )
+
+
+def _refresh_in(value: object) -> float | None:
+    """Microsoft Entra ID's ``refresh_in``, read by the rule of ``expires_in`` (a number or
+    a numeric string); only a hint: one that breaks the rule, or ``0``, is ``None``."""
+    try:
+        return _lifetime(value, ValueError) or None
+    except ValueError:
+        return None
 
 
 def _lifetime(value: object, malformed: Callable[[str], Exception]) -> float | None:

@@ -21,7 +21,6 @@ __all__ = [
     "UnusableToken",
     "as_float",
     "checked_fields",
-    "refresh_hint",
     "renewed",
 ]
 
@@ -253,19 +252,15 @@ def token_from_record(
         issued_at=now - (wall_now - issued_at),
         expires_at=None if expires_at is None else now + (expires_at - wall_now),
         raw=raw,
-        refresh_in=refresh_hint(record.get("refresh_in")),
+        refresh_in=_refresh_hint(record.get("refresh_in")),
     )
 
 
-def refresh_hint(value: object) -> float | None:
-    """A server's ``refresh_in`` (seconds after issue; Microsoft Entra ID sends it as a
-    number or a numeric string) as seconds, or ``None`` when absent or not a positive finite
-    number: it is only a hint, so a bad one is ignored rather than refusing the token."""
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
+def _refresh_hint(value: object) -> float | None:
+    """A stored ``refresh_in`` (seconds after issue) as a positive finite number of seconds,
+    or ``None``: it is only a hint, so a bad one is ignored rather than refusing the token.
+    (A token response's, which may be a numeric string, is read by the rule of
+    ``expires_in`` first: :func:`~requests_oauthcc.response.parse_token_response`.)"""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     seconds = as_float(value)
