@@ -180,10 +180,10 @@ class Resender:
         returned (a 403 to a token just received; a body that cannot be sent again, after
         which a new token is fetched for the next call; no new token to be had)."""
         status = r.status_code
-        if status != 401 and not self._old_enough(token, r):
+        if status != 401 and not self._old_enough(token, r, where):
             return None
         if getattr(r, "connection", None) is None or not rewind(r.request):
-            self._replace_quietly(token, r)
+            self._replace_quietly(token, r, where)
             return None
         try:
             new_token = self._holder.get(rejected=token)
@@ -198,16 +198,16 @@ class Resender:
             return None
         return new_token
 
-    def _replace_quietly(self, token: Token, r: requests.Response) -> None:
+    def _replace_quietly(self, token: Token, r: requests.Response, where: str) -> None:
         """After a rejection whose request cannot be sent again: a new token for the next
         call (bounded like any other rejection), errors logged, not raised."""
         logger.debug("%d from %s: body cannot be sent again; token replaced, %d returned",
-                     r.status_code, target_uri(r.request.url or ""), r.status_code)
+                     r.status_code, where, r.status_code)
         try:
             self._holder.get(rejected=token)
         except requests.RequestException as exc:
-            logger.debug("no new token after the %d from %s: %s", r.status_code,
-                         target_uri(r.request.url or ""), type(exc).__name__)
+            logger.debug("no new token after the %d from %s: %s", r.status_code, where,
+                         type(exc).__name__)
 
     def _resend(
         self, r: requests.Response, request: requests.PreparedRequest, token: Token,
@@ -267,7 +267,7 @@ class Resender:
             return False
         return True
 
-    def _old_enough(self, token: Token, r: requests.Response) -> bool:
+    def _old_enough(self, token: Token, r: requests.Response, where: str) -> bool:
         """Whether a ``refresh_on`` status other than 401 may cost a new token: not for a
         token received less than :data:`~requests_oauthcc.reuse.MIN_REFRESH_INTERVAL`
         ago: a 403 is as often a plain "forbidden" as a rejected token, and it must not
@@ -276,6 +276,6 @@ class Resender:
         age = math.inf if received is None else self._clock() - received
         if age < MIN_REFRESH_INTERVAL:
             logger.debug("%d from %s to a token received %.1fs ago: not retried",
-                         r.status_code, target_uri(r.request.url or ""), age)
+                         r.status_code, where, age)
             return False
         return True
