@@ -14,6 +14,7 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from ._observers import Observers
 from ._urls import clear_text_reason, origin, sends_in_clear
 from .errors import ConfigurationError, InsecureTransportError
 from .form import check_text
@@ -30,6 +31,7 @@ __all__ = [
     "check_client_id",
     "check_dpop",
     "check_files",
+    "check_on_event",
     "check_origins",
     "check_private_key",
     "check_seconds",
@@ -208,6 +210,15 @@ def check_statuses(name: str, statuses: object) -> frozenset[int]:
             f"{name} must include 401, the status of a rejected token (RFC 6750 §3.1): "
             "use (401, 403)")
     return checked
+
+
+def check_on_event(on_event: object) -> Observers:
+    """The listeners of one auth: ``on_event`` (a callable taking one event, or ``None``)
+    and, once instrumented, the telemetry. Raises :class:`ConfigurationError`."""
+    if on_event is not None and not callable(on_event):
+        raise ConfigurationError(
+            f"on_event must be a callable taking one event, not {type(on_event).__name__}")
+    return Observers(on_event)
 
 
 def check_client_id(client_id: object, has_assertion: bool, shared: bool) -> None:

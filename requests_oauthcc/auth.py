@@ -26,6 +26,7 @@ from ._options import (
     check_client_id,
     check_dpop,
     check_files,
+    check_on_event,
     check_origins,
     check_private_key,
     check_seconds,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # imported where used, so that `import requests_oauthcc` stay
     from .certificates import Cert, CertFiles
     from .discovery import DiscoveredEndpoint, Issuer
     from .dpop import DPoPKey
+    from .events import Event
     from .private_keys import PrivateKey
     from .sources import AssertionSource
     from .transport import Timeout
@@ -151,6 +153,12 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     ``cache``: a :class:`~requests_oauthcc.cache.TokenCache` shared with other auth
     objects, processes or hosts (``FileTokenCache``, ``RedisTokenCache``); default: this
     auth object's own memory.
+    ``on_event``: a callable receiving an :class:`~requests_oauthcc.events.Event` for each
+    token fetched (from the endpoint or a shared cache), token request failed, API request
+    retried or refusal returned unretried, DPoP nonce retry and shared-cache lookup
+    (:mod:`~requests_oauthcc.events`); never called while a token request is in progress,
+    its exceptions logged and ignored. Without it no event is built (unless OpenTelemetry
+    is instrumented: :mod:`~requests_oauthcc.otel`).
     ``clock``: a monotonic clock (seconds); tests inject their own.
 
     **Transport security.** A token or secret is only sent where
@@ -205,6 +213,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         session: requests.Session | None = None,
         allowed_origins: Iterable[str] | None = None,
         insecure_allow_http: bool = False,
+        on_event: Callable[[Event], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         client_secret = hold_secret(client_secret)  # from here on no frame local shows it
@@ -222,6 +231,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         assert isinstance(url, str)
         check_transport("issuer" if issuer else "token_url", url, session, insecure_allow_http)
         check_client_id(client_id, client_assertion is not None, cache is not None)
+        observers = check_on_event(on_event)
         token_session = session if session is not None else private_session()
         cert = check_files(cert, token_session, client_secret)
         self._proofs = check_dpop(dpop)
@@ -269,6 +279,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             allow_http=bool(insecure_allow_http),
             clock=clock,
             dpop=self._proofs,
+            observers=observers,
         )
 
         def build(endpoint_url: str, method: str) -> TokenEndpoint:
@@ -305,9 +316,11 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
                 cache, self._source.fetch, token_url=url, client_id=client_id or "",
                 auth_method=auth_method or "(discovered)", secret=client_secret,
                 cert=cert_paths, private_key=key, assertion=credentials.assertion, form=form,
-                audience=audience, dpop=self._proofs, leeway=checked_leeway, clock=clock)
+                audience=audience, dpop=self._proofs, leeway=checked_leeway, clock=clock,
+                observers=observers)
         self._holder = TokenHolder(
-            self._source.fetch, leeway=checked_leeway, clock=clock, shared=shared
+            self._source.fetch, leeway=checked_leeway, clock=clock, shared=shared,
+            observers=observers,
         )
         self._clock = clock
         self._allowed_origins = (
@@ -316,7 +329,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self._destinations = Destinations(self._allowed_origins, bool(insecure_allow_http))
         self._refresh_on = check_statuses("refresh_on", refresh_on)
         self._resender = Resender(self._holder, self._proofs, self._refresh_on,
-                                  self._destinations, clock)
+                                  self._destinations, clock, observers=observers)
         self._hook = partial(self._resender.on_response, None, True)
         self._attached: tuple[tuple[Token, float] | None, float, str, partial[Any]] = (
             None, -math.inf, "", self._hook)
@@ -419,7 +432,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def __getstate__(self) -> dict[str, Any]:
         import pickle
 
-        for name in ("client_secret", "client_assertion", "private_key"):
+        for name in ("client_secret", "client_assertion", "private_key", "on_event"):
             value = self._options[name]
             if value is None or isinstance(value, str):
                 continue

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import requests
 
 from ._frozen import Frozen
+from ._observers import Observers, TokenRequestTrace, fetched
 from .client_auth import ClientAuthMethod, ClientAuthParts
 from .errors import (
     InvalidTokenResponseError,
@@ -59,10 +60,10 @@ class TokenEndpoint(Frozen):
 
     __slots__ = ("_noticed", "_recent", "allow_http", "cert", "cert_watch", "client_auth",
                  "client_id", "clock", "default_lifetime", "dpop", "form", "max_body_bytes",
-                 "requested_scope", "retry", "session", "timeout", "token_url")
+                 "observers", "requested_scope", "retry", "session", "timeout", "token_url")
     _fields = ("token_url", "client_id", "client_auth", "session", "form", "requested_scope",
                "timeout", "retry", "default_lifetime", "cert", "cert_watch", "max_body_bytes",
-               "allow_http", "clock", "dpop")
+               "allow_http", "clock", "dpop", "observers")
     _shown = ("token_url", "client_id", "client_auth", "form", "requested_scope", "timeout",
               "retry", "default_lifetime", "max_body_bytes", "allow_http")
 
@@ -83,6 +84,7 @@ class TokenEndpoint(Frozen):
     allow_http: Final[bool]
     clock: Final[Callable[[], float]]
     dpop: Final[Proofs | None]
+    observers: Final[Observers | None]
     _recent: Final[deque[str]]
     """The last tokens issued and DPoP proofs sent, redacted too from what the server says
     next."""
@@ -107,6 +109,7 @@ class TokenEndpoint(Frozen):
         allow_http: bool = False,
         clock: Callable[[], float] = time.monotonic,
         dpop: Proofs | None = None,
+        observers: Observers | None = None,
     ) -> None:
         self.token_url = token_url
         self.client_id = client_id
@@ -123,6 +126,7 @@ class TokenEndpoint(Frozen):
         self.allow_http = allow_http
         self.clock = clock
         self.dpop = dpop
+        self.observers = observers
         self._recent = deque(maxlen=6)
         self._noticed = set()
 
@@ -134,12 +138,19 @@ class TokenEndpoint(Frozen):
         Raises :class:`~requests_oauthcc.errors.TokenEndpointError` and its subclasses, or
         :class:`~requests_oauthcc.errors.InsecureTransportError`.
         """
+        telemetry = Observers.telemetry
+        if telemetry is None:
+            return self._fetch(None)
+        with telemetry.token_request(self) as trace:
+            return self._fetch(trace)
+
+    def _fetch(self, trace: TokenRequestTrace | None) -> Token:
         started = time.monotonic()
         deadline = started + self.retry.deadline
         attempt = 1
         while True:
             try:
-                token = self._attempt(deadline)
+                token = self._attempt(deadline, trace)
             except TokenEndpointError as exc:
                 delay = self._retry_delay(exc, attempt, deadline)
                 if isinstance(delay, str):
@@ -164,6 +175,9 @@ class TokenEndpoint(Frozen):
                 "unknown" if token.lifetime is None else f"{token.lifetime:.0f}s",
                 time.monotonic() - started, attempt, "" if attempt == 1 else "s",
             )
+            if self.observers:
+                fetched(self.observers, token, source="endpoint",
+                        duration=time.monotonic() - started, attempts=attempt, now=self.clock())
             return token
 
     def _retry_delay(
@@ -190,22 +204,28 @@ class TokenEndpoint(Frozen):
             return f"the next attempt would end after the deadline ({self.retry.deadline:g}s)"
         return delay
 
-    def _attempt(self, deadline: float) -> Token:
+    def _attempt(self, deadline: float, trace: TokenRequestTrace | None) -> Token:
         """One token request; with DPoP, sent once more at once when the server asks for
         a nonce it has just given (RFC 9449 §8): that is not a failure to retry later."""
         if self.dpop is None:
-            return self._send(deadline)
+            return self._send(deadline, trace)
         nonce = self.dpop.nonce(self.token_url, token_endpoint=True)
         try:
-            return self._send(deadline)
+            return self._send(deadline, trace)
         except UseDPoPNonceError:
             if self.dpop.nonce(self.token_url, token_endpoint=True) in (None, nonce):
                 raise  # no new nonce came: sending again could not help
         logger.debug("token endpoint %s asked for a DPoP nonce; sending again with it",
                      self.token_url)
-        return self._send(deadline)
+        if self.observers:
+            from ._urls import target_uri
+            from .events import DPoPNonceRetried
 
-    def _send(self, deadline: float) -> Token:
+            self.observers.emit(DPoPNonceRetried(server="token_endpoint",
+                                                 url=target_uri(self.token_url)))
+        return self._send(deadline, trace)
+
+    def _send(self, deadline: float, trace: TokenRequestTrace | None) -> Token:
         # No local of this frame shows a credential: the body and the headers are
         # SensitiveText, the parts and the redactor have no revealing repr.
         from .response import interpret_token_response  # token requests only: imported
@@ -228,6 +248,8 @@ class TokenEndpoint(Frozen):
             scrub=partial(self._scrubbed, parts=parts), redact=redact,
             fail=self._unreachable,
         )
+        if trace is not None:
+            trace.responded(response.status_code)
         if self.dpop is not None:
             self.dpop.learn(response, token_endpoint=True)
         if body is None:

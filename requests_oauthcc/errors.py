@@ -44,6 +44,7 @@ __all__ = [
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UseDPoPNonceError",
+    "error_type",
     "token_error_class",
 ]
 
@@ -208,3 +209,12 @@ _ERROR_CLASSES: dict[str, type[TokenError]] = {
 def token_error_class(error: str) -> type[TokenError]:
     """The exception class for an RFC 6749 error code; :class:`TokenError` if unknown."""
     return _ERROR_CLASSES.get(error, TokenError)
+
+
+def error_type(exc: BaseException) -> str:
+    """What failed, named from a bounded set (for events and metrics, where a hostile
+    server's text must not go): a registered OAuth error code (``invalid_client``,
+    ``use_dpop_nonce``, ...), else the exception's type name."""
+    if isinstance(exc, TokenError) and exc.error in _ERROR_CLASSES:
+        return exc.error
+    return type(exc).__name__

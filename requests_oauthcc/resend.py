@@ -28,9 +28,14 @@ from .reuse import MIN_REFRESH_INTERVAL, TokenHolder
 from .token import Token
 
 if TYPE_CHECKING:
+    from ._observers import Observers
     from ._proofs import Proofs
 
-__all__ = ["Resender"]
+__all__ = ["RETRY_REASONS", "Resender"]
+
+RETRY_REASONS = ("invalid_token", "no_error_code", "other_error_code")
+"""What a refusal's challenges say when a new token may help (RFC 6750 §3.1): the reasons
+of :class:`~requests_oauthcc.events.RequestRetried`."""
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +46,17 @@ class Resender:
     ``holder`` gives new tokens; ``proofs`` signs DPoP proofs (``None`` without DPoP);
     ``refresh_on``: the statuses that mean "fetch a new token and retry once";
     ``destinations``: where the token may go (``allowed_origins``, the https rule), judged
-    again for each redirect hop; ``clock``: the auth's monotonic clock.
+    again for each redirect hop; ``clock``: the auth's monotonic clock; ``observers``: who
+    hears of each retry and of each refusal returned unretried (:mod:`~requests_oauthcc.events`).
     """
 
     def __init__(
         self, holder: TokenHolder, proofs: Proofs | None, refresh_on: frozenset[int],
-        destinations: Destinations, clock: Callable[[], float],
+        destinations: Destinations, clock: Callable[[], float], *,
+        observers: Observers | None = None,
     ) -> None:
         self._holder = holder
+        self._observers = observers
         self._proofs = proofs
         self._destinations = destinations
         self._refresh_on = refresh_on
@@ -71,12 +79,15 @@ class Resender:
             self._prepare_next_hop(token, r)
             return r
         status = r.status_code
-        if not may_retry or status not in self._refresh_on:
+        if status not in self._refresh_on:
             return r
         if not self._carries(r.request, token):
+            where = target_uri(r.request.url or "")
             logger.debug("%d from %s to a request without our token: not retried", status,
-                         target_uri(r.request.url or ""))
-            return r
+                         where)
+            return self._not_retried(r, where, token, "token_not_sent")
+        if not may_retry:  # a redirect that answered the retry
+            return self._not_retried(r, None, token, "already_retried")
         return self._retry(token, r, kwargs)
 
     def _may_attach(self, url: str) -> bool:
@@ -142,19 +153,24 @@ class Resender:
             if proofs is not None and refused is not None:  # the proof, not the token
                 if not (refused == "use_dpop_nonce" and nonce_retry and proofs.gives_nonce(r)):
                     logger.debug("%d from %s: %s; not retried", status, where, refused)
-                    return r
-                nonce_retry, new_token = False, token
-            elif status not in self._refresh_on or not self._token_may_help(r, where, token):
-                if replaced and status not in self._refresh_on:
+                    return self._not_retried(r, where, token, refused)
+                nonce_retry, new_token, why = False, token, refused
+            elif status not in self._refresh_on:
+                if replaced:
                     self._holder.rejections.accepted()
                 return r
-            elif not token_retry:
-                # A 401 to a token the server issued a moment ago: a new one is not the cure.
-                # (A 403 may forbid this resource alone: bounded by age, it pauses nothing.)
-                if replaced and status == 401:
-                    self._holder.rejections.rejected_again(self._clock(), token, where, status)
-                return r
             else:
+                why = self._challenge(r, where, token)
+                if why not in RETRY_REASONS:
+                    return self._not_retried(r, where, token, why)
+                if not token_retry:
+                    # A 401 to a token the server issued a moment ago: a new one is not the
+                    # cure. (A 403 may forbid this resource alone: bounded by age, it pauses
+                    # nothing.)
+                    if replaced and status == 401:
+                        self._holder.rejections.rejected_again(self._clock(), token, where,
+                                                               status)
+                    return self._not_retried(r, where, token, "already_retried")
                 token_retry = False
                 replacement = self._replacement(token, r, where)
                 if replacement is None:
@@ -163,7 +179,7 @@ class Resender:
             if getattr(r, "connection", None) is None or not rewind(request):
                 logger.debug("%d from %s: body cannot be sent again; %d returned", status,
                              where, status)
-                return r
+                return self._not_retried(r, where, token, "cannot_resend")
             # Redirects that answer the retry are followed by requests with a copy of this
             # request and its hooks: they must not retry again, even if the server gave the
             # same token value back (the hook knows its token by the header it sent).
@@ -172,6 +188,8 @@ class Resender:
                 else hook for hook in request.hooks["response"]]
             logger.debug("%d from %s: retrying once with %s", status, where,
                          "the DPoP nonce it gave" if new_token is token else "a new token")
+            if self._observers:
+                self._retried(r, where, token, why)
             r = self._resend(r, request, new_token, kwargs)
             token = new_token
 
@@ -181,8 +199,10 @@ class Resender:
         which a new token is fetched for the next call; no new token to be had)."""
         status = r.status_code
         if status != 401 and not self._old_enough(token, r, where):
+            self._not_retried(r, where, token, "token_too_recent")
             return None
         if getattr(r, "connection", None) is None or not rewind(r.request):
+            self._not_retried(r, where, token, "cannot_resend")
             self._replace_quietly(token, r, where)
             return None
         try:
@@ -195,8 +215,33 @@ class Resender:
             logger.debug("%d from %s: no new token (%s); %d returned", status, where,
                          f"token requests after rejections paused for {paused:.1f}s"
                          if paused else "the token endpoint gave the same one", status)
+            self._not_retried(r, where, token, "rejections_paused" if paused else "same_token")
             return None
         return new_token
+
+    def _not_retried(self, r: requests.Response, where: str | None, token: Token,
+                     reason: str) -> requests.Response:
+        """``r``, returned unretried for ``reason`` (told to the observers)."""
+        if self._observers:
+            from .events import RequestNotRetried, short_fingerprint
+
+            self._observers.emit(RequestNotRetried(
+                status_code=r.status_code, reason=reason,
+                url=target_uri(r.request.url or "") if where is None else where,
+                token=short_fingerprint(token.access_token)))
+        return r
+
+    def _retried(self, r: requests.Response, where: str, token: Token, reason: str) -> None:
+        """Tell the observers that ``r`` is answered by sending its request again."""
+        assert self._observers is not None
+        from .events import DPoPNonceRetried, RequestRetried, short_fingerprint
+
+        if reason == "use_dpop_nonce":
+            self._observers.emit(DPoPNonceRetried(server="resource", url=where))
+        else:
+            self._observers.emit(RequestRetried(
+                status_code=r.status_code, reason=reason, url=where,
+                token=short_fingerprint(token.access_token)))
 
     def _replace_quietly(self, token: Token, r: requests.Response, where: str) -> None:
         """After a rejection whose request cannot be sent again: a new token for the next
@@ -239,33 +284,34 @@ class Resender:
         return retried
 
     @staticmethod
-    def _token_may_help(r: requests.Response, where: str, token: Token) -> bool:
-        """Whether a new token could change the answer ``r`` (RFC 6750 §3.1): not when
-        its challenges say ``insufficient_scope`` (the token is good, its scope is not:
-        logged with the scope asked for) or ``invalid_request``, unless one says
-        ``invalid_token`` too. No error code (a bare ``Bearer`` challenge, none at all):
-        it may. The scope is logged as server text with ``token`` (which the API may echo)
+    def _challenge(r: requests.Response, where: str, token: Token) -> str:
+        """What the challenges of ``r`` say (RFC 6750 §3.1), for whether a new token could
+        change the answer: it may for ``invalid_token``, ``no_error_code`` (a bare
+        ``Bearer`` challenge, none at all) or ``other_error_code``; not for
+        ``insufficient_scope`` (the token is good, its scope is not: logged with the scope
+        asked for) or ``invalid_request``, unless a challenge says ``invalid_token`` too.
+        The scope is logged as server text with ``token`` (which the API may echo)
         redacted."""
         header = r.headers.get("WWW-Authenticate")
         if not header:
-            return True
+            return "no_error_code"
         from .challenge import read_challenges  # parsed only when a token is refused
 
         errors, scope = read_challenges(header)
         if "invalid_token" in errors:
-            return True
+            return "invalid_token"
         if "insufficient_scope" in errors:
             logger.debug("%d from %s: insufficient_scope (the API asks for scope %s); a "
                          "new token of the same scope cannot help, not retried",
                          r.status_code, where,
                          "(not said)" if scope is None else
                          server_text(scope, Redactor([token.access_token]), limit=200))
-            return False
+            return "insufficient_scope"
         if "invalid_request" in errors:
             logger.debug("%d from %s: invalid_request; the request, not the token, is at "
                          "fault: not retried", r.status_code, where)
-            return False
-        return True
+            return "invalid_request"
+        return "other_error_code" if errors else "no_error_code"
 
     def _old_enough(self, token: Token, r: requests.Response, where: str) -> bool:
         """Whether a ``refresh_on`` status other than 401 may cost a new token: not for a

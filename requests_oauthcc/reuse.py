@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from .rejections import RejectionPause
 from .token import Token, renewed
 
 if TYPE_CHECKING:
+    from ._observers import Observers
     from .shared import SharedTokenSource
 
 __all__ = ["TokenHolder"]
@@ -88,8 +90,10 @@ class TokenHolder:
         leeway: float,
         clock: Callable[[], float],
         shared: SharedTokenSource | None = None,
+        observers: Observers | None = None,
     ) -> None:
         self._fetch = fetch
+        self._observers = observers
         self._shared = shared
         self._leeway = leeway
         self._clock = clock
@@ -253,6 +257,18 @@ class TokenHolder:
         self, flight: Flight, previous: tuple[Token, float] | None, rejected: Token | None,
         force: bool = False,
     ) -> Token:
+        """Run ``flight``: fetch, install the token or share the failure, end the flight.
+        Events of the fetch reach the listeners once the flight has ended."""
+        if not self._observers:
+            return self._fly(flight, previous, rejected, force)
+        with self._observers.held():
+            return self._fly(flight, previous, rejected, force)
+
+    def _fly(
+        self, flight: Flight, previous: tuple[Token, float] | None, rejected: Token | None,
+        force: bool,
+    ) -> Token:
+        began = time.monotonic()
         failed: requests.RequestException | None = None
         try:
             if self._shared is None:
@@ -278,6 +294,13 @@ class TokenHolder:
                     self._flight = None
             finally:
                 flight.done.set()
+        if failed is not None and self._observers:
+            from .errors import error_type
+            from .events import TokenRequestFailed
+
+            self._observers.emit(TokenRequestFailed(
+                error=error_type(failed), status_code=getattr(failed, "status_code", None),
+                duration=time.monotonic() - began, using_held_token=flight.token is not None))
         if flight.token is None:
             assert failed is not None
             raise failed

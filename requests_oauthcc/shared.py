@@ -17,6 +17,7 @@ from .token import Token, UnusableToken, token_from_record, token_to_record
 from .transport import Watchdog
 
 if TYPE_CHECKING:
+    from ._observers import Observers
     from ._proofs import Proofs
     from .private_keys import PrivateKey
 
@@ -47,6 +48,7 @@ def shared_source(
     dpop: Proofs | None,
     leeway: float,
     clock: Callable[[], float],
+    observers: Observers | None = None,
 ) -> SharedTokenSource:
     """The :class:`SharedTokenSource` of one auth object, under the cache key of everything
     that makes its token different (:func:`~requests_oauthcc.cache_key.cache_key`): the
@@ -65,7 +67,7 @@ def shared_source(
         dpop_jkt=None if dpop is None else dpop.key.thumbprint,
     )
     return SharedTokenSource(cache, key, fetch, leeway=leeway, clock=clock,
-                             dpop=dpop is not None)
+                             dpop=dpop is not None, observers=observers)
 
 
 class SharedTokenSource:
@@ -84,7 +86,9 @@ class SharedTokenSource:
     whatever exception the backend raises, is logged and the token fetched directly:
     only the token request itself can fail a request. ``dpop``: whether this client makes
     DPoP proofs, so that a DPoP-bound token in the cache can be used (its key's thumbprint
-    is part of the cache key: processes with another key never see it).
+    is part of the cache key: processes with another key never see it). ``observers``: who
+    hears of each lookup's outcome (hit, miss, failure) and of every failure of the cache
+    (:mod:`~requests_oauthcc.events`).
     """
 
     def __init__(
@@ -96,8 +100,10 @@ class SharedTokenSource:
         leeway: float,
         clock: Callable[[], float],
         dpop: bool = False,
+        observers: Observers | None = None,
     ) -> None:
         self.cache = cache
+        self._observers = observers
         self._dpop = dpop
         self._key = key
         self._fetch = fetch
@@ -128,12 +134,14 @@ class SharedTokenSource:
         """Remove ``rejected`` from the cache if it is still the token stored there."""
         try:
             key = self.key
-            self._store(lambda: self.cache.delete(key, fingerprint(rejected.access_token)))
+            self._store(lambda: self.cache.delete(key, fingerprint(rejected.access_token)),
+                        "delete", key)
         except Exception as exc:
             logger.warning("token cache %r failed to drop a rejected token: %s", self.cache, exc)
 
-    def _store(self, operation: Callable[[], _T]) -> _T:
-        """Run a cache operation; whatever it raises becomes a :class:`CacheError`.
+    def _store(self, operation: Callable[[], _T], name: str, key: str) -> _T:
+        """Run the cache operation ``name`` for ``key``; whatever it raises becomes a
+        :class:`CacheError` (and a :class:`~requests_oauthcc.events.CacheFailed` event).
 
         A hostile or broken store may make a backend raise anything (``OSError``,
         ``UnicodeError``, ``RecursionError``, ``ValueError``, a client library's errors);
@@ -146,55 +154,83 @@ class SharedTokenSource:
         try:
             with watchdog:
                 return operation()
-        except CacheError:
-            raise
         except Exception as exc:
             late = (f" (no answer within {CACHE_OPERATION_SECONDS:g}s)"
                     if watchdog.interrupted else "")
+            if self._observers:
+                from .events import CacheFailed
+
+                self._observers.emit(CacheFailed(operation=name, key=key,
+                                                 error=f"{type(exc).__name__}{late}"))
+            if isinstance(exc, CacheError):
+                raise
             raise CacheError(f"the cache raised {type(exc).__name__}{late}") from exc
 
     def _fetch_shared(self, key: str, rejected: Token | None) -> Token:
         rejected_print = None if rejected is None else fingerprint(rejected.access_token)
-        deadline = time.monotonic() + 2 * self.cache.lease_ttl
+        began = time.monotonic()
+        deadline = began + 2 * self.cache.lease_ttl
         pause = 0.02
         while True:
             token = self._read(key, rejected_print)
             if token is not None:
-                return token
-            lease = self._store(lambda: self.cache.lease(key))
+                return self._hit(key, token, began)
+            lease = self._store(lambda: self.cache.lease(key), "lease", key)
             if lease is not None:
-                return self._fetch_under(key, lease, rejected_print)
+                return self._fetch_under(key, lease, rejected_print, began)
             if time.monotonic() >= deadline:
                 logger.warning(
                     "no token appeared in %r for key %s within %.0fs; fetching directly",
                     self.cache, key, 2 * self.cache.lease_ttl,
                 )
+                self._miss(key, began)
                 return self._fetch()
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
 
-    def _fetch_under(self, key: str, lease: Lease, rejected_print: str | None) -> Token:
+    def _fetch_under(self, key: str, lease: Lease, rejected_print: str | None,
+                     began: float) -> Token:
         try:
             try:
                 token = self._read(key, rejected_print)  # stored between our read and lease
             except CacheError as exc:
                 logger.warning("token cache %r failed (%s); fetching the token directly",
                                self.cache, exc)
-                token = None
-            if token is not None:
-                return token
+            else:
+                if token is not None:
+                    return self._hit(key, token, began)
+                self._miss(key, began)
             token = self._fetch()
             self._write(key, token)
             return token
         finally:
             try:
-                self._store(lease.release)
+                self._store(lease.release, "release", key)
             except CacheError as exc:
                 logger.warning("token cache %r failed to release a lease: %s", self.cache, exc)
 
+    def _hit(self, key: str, token: Token, began: float) -> Token:
+        """``token``, found in the cache: told to the observers."""
+        if self._observers:
+            from ._observers import fetched
+            from .events import CacheHit
+
+            duration = time.monotonic() - began
+            self._observers.emit(CacheHit(key=key, duration=duration))
+            fetched(self._observers, token, source="cache", duration=duration, attempts=0,
+                    now=self._clock())
+        return token
+
+    def _miss(self, key: str, began: float) -> None:
+        """No usable token in the cache: this process fetches one."""
+        if self._observers:
+            from .events import CacheMiss
+
+            self._observers.emit(CacheMiss(key=key, duration=time.monotonic() - began))
+
     def _read(self, key: str, rejected_print: str | None) -> Token | None:
         """The fresh token stored for ``key``, or ``None`` (a miss, logged if unreadable)."""
-        entry = self._store(lambda: self.cache.get(key))
+        entry = self._store(lambda: self.cache.get(key), "get", key)
         if entry is None or entry.fingerprint == rejected_print:
             return None
         try:
@@ -222,6 +258,6 @@ class SharedTokenSource:
         entry = CacheEntry(fingerprint(token.access_token), encode_record(record))
         try:
             self._store(lambda: self.cache.set(
-                key, entry, math.inf if remaining is None else remaining))
+                key, entry, math.inf if remaining is None else remaining), "set", key)
         except CacheError as exc:
             logger.warning("token cache %r failed to store the new token: %s", self.cache, exc)
