@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import requests
@@ -33,10 +34,17 @@ class Flight:
 
 
 class Refresher(threading.Thread):
-    """The thread of one refresh ahead of expiry, and its flight."""
+    """The thread of one refresh ahead of expiry, and its flight.
+
+    It runs in a copy of the context of the thread that created it (the request that found
+    the token due), as asyncio runs a callback, so that a tracing span current there
+    (OpenTelemetry's context is a ``contextvars`` one) is the parent of the refresh's."""
 
     def __init__(self, target: Callable[[], None], flight: Flight) -> None:
-        super().__init__(target=target, name="requests-oauthcc refresh", daemon=True)
+        import contextvars  # not loaded by `import requests`: only when a refresh starts
+
+        super().__init__(target=partial(contextvars.copy_context().run, target),
+                         name="requests-oauthcc refresh", daemon=True)
         self.flight = flight
 
 

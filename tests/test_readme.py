@@ -17,6 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 import requests_oauthcc.dpop  # noqa: F401 - see below
+from requests_oauthcc import otel
 from requests_oauthcc.testing import FakeIssuer, FederatedIdentity, OAuthTestServer
 
 from .certs import make_pki
@@ -119,6 +120,7 @@ def environment(world: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     yield
     os.environ.clear()
     os.environ.update(saved)
+    otel.uninstrument()  # the OpenTelemetry example instruments every auth object
 
 
 def test_the_readme_has_examples() -> None:
