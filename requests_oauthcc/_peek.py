@@ -15,7 +15,7 @@ from typing import Any
 
 from .token import as_float
 
-__all__ = ["MAX_JWT_LENGTH", "expires_at", "numeric_date", "peek"]
+__all__ = ["MAX_JWT_LENGTH", "expires_at", "numeric_date", "peek", "peek_encrypted"]
 
 MAX_JWT_LENGTH = 16 * 1024
 """A JWT longer than this (characters) is refused unread: platform tokens are a few KiB."""
@@ -46,6 +46,20 @@ def peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     if not header or not payload or not token.isascii():
         raise ValueError("it is not a JWT (three base64url parts joined by dots)")
     return _segment(header, "header"), _segment(payload, "payload")
+
+
+def peek_encrypted(token: str) -> Mapping[str, Any]:
+    """The protected header of the JWE compact serialization ``token`` (RFC 7516 §7.1):
+    the one part readable without the decryption key; not verified.
+
+    Raises :class:`ValueError` saying what is wrong with it; the message never quotes it.
+    """
+    if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH:
+        raise ValueError(f"it is not a JWT of at most {MAX_JWT_LENGTH} characters")
+    header = token.split(".", 1)[0] if token.count(".") == 4 else ""
+    if not header or not token.isascii():
+        raise ValueError("it is not a JWE (five base64url parts joined by dots)")
+    return _segment(header, "header")
 
 
 def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:

@@ -1,9 +1,11 @@
-"""The command line: ``requests-oauthcc token|request|demo`` (also ``python -m requests_oauthcc``).
+"""The command line: ``requests-oauthcc token|request|inspect|demo`` (also ``python -m
+requests_oauthcc``).
 
 Exit codes: 0 ok, 1 an unexpected internal error (a bug: please report it), 2 usage or
 configuration error, 3 the token endpoint refused (RFC 6749 error shown with its
-description), 4 network or TLS failure, 130 interrupted. Errors go to stderr in one line;
-no traceback is ever printed (it could show request bodies).
+description), 4 network or TLS failure, 130 interrupted. ``inspect`` exits 0 for any token
+it read (opaque or unreadable ones included) and 2 when stdin holds no token. Errors go to
+stderr in one line; no traceback is ever printed (it could show request bodies).
 """
 
 from __future__ import annotations
@@ -135,6 +137,25 @@ def _parser() -> argparse.ArgumentParser:
                          help="show the token fetch, the 401-retry decisions and the DPoP "
                               "key's thumbprint on stderr")
     _add_auth_options(request)
+    inspect = commands.add_parser(
+        "inspect", help="describe a token read from stdin, without verifying it",
+        description="Read a token from stdin and describe it WITHOUT VERIFYING IT (no "
+                    "signature, issuer or audience is checked: a forged token reads the "
+                    "same): a JWT's header and claims, with exp as a date and seconds left, "
+                    "iat/nbf (in the future: clock skew), aud, scope/scp, cnf (DPoP or "
+                    "certificate binding), iss, sub, client_id; an encrypted JWT's header; "
+                    "or that it is opaque. stdin holds one token, 'Bearer TOKEN', "
+                    "'DPoP TOKEN', 'Authorization: Bearer TOKEN' or the JSON of `token "
+                    "--json`, at most 64 KiB: `requests-oauthcc token | requests-oauthcc "
+                    "inspect`. The token itself is never printed: a fingerprint (the first "
+                    "12 hex digits of its SHA-256) names it. Text read from the token is "
+                    "shown as JSON with non-ASCII and control characters escaped, strings "
+                    "cut at 512 characters. Exit 0 for any token read, an opaque one or a "
+                    "JWT that cannot be decoded (the reason is shown) included; 2 when "
+                    "stdin is empty, too large, not UTF-8 or not one of the shapes above.")
+    inspect.add_argument("--json", action="store_true",
+                         help="print a JSON object (kind, fingerprint, length, header, "
+                              "claims, summary, notes) instead of text")
     commands.add_parser("demo", help="run the main job against an embedded local server")
     return parser
 
@@ -282,7 +303,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     parser = _parser()
     args = parser.parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
-        "token": _token, "request": _request, "demo": _demo,
+        "token": _token, "request": _request, "inspect": _inspect, "demo": _demo,
     }
     package = logging.getLogger("requests_oauthcc")
     if getattr(args, "verbose", False):
@@ -303,6 +324,21 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         code = EXIT_INTERNAL
     print(f"{PROG}: error: {server_text(message, limit=500)}", file=sys.stderr)
     return code
+
+
+def _inspect(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    from . import inspect_token
+
+    if stdin.isatty():
+        print(f"{PROG}: reading a token from stdin (Ctrl-D to end)", file=sys.stderr)
+    try:
+        token, response = inspect_token.token_from(inspect_token.read_input(stdin))
+    except inspect_token.UnusableInput as exc:
+        raise _UsageError(str(exc)) from None
+    report = inspect_token.describe(token, now=time.time(), response=response)
+    render = inspect_token.render_json if args.json else inspect_token.render_text
+    print(render(report), file=out)
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:

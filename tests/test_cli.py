@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime
+import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from requests_oauthcc.cli import _OPTIONS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from requests_oauthcc.cli import _OPTIONS, main
 from requests_oauthcc.testing import OAuthTestServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET
@@ -336,3 +345,276 @@ def test_dpop_key_files_that_cannot_work_end_in_one_line_without_key_material(
         assert line.startswith("requests-oauthcc: error: ")
         assert_no_key_material(content, result.stdout + result.stderr)
     assert server.token_requests == 0
+
+
+# -- inspect: describing a token without verifying it ---------------------------------------
+
+
+def jwt_part(value: object) -> str:
+    """``value`` as JSON, base64url-encoded without padding (a JWT segment)."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+SIGNATURE = "c2lnbmF0dXJlLW5vdC1jaGVja2Vk"  # a dummy: inspect never verifies anything
+
+
+def jws(header: object, claims: object, signature: str = SIGNATURE) -> str:
+    """A JWS compact serialization with ``signature`` as its (unchecked) signature."""
+    return f"{jwt_part(header)}.{jwt_part(claims)}.{signature}"
+
+
+def inspect(stdin: str | bytes, *args: str) -> tuple[int, str, str]:
+    """``main(["inspect", *args])`` in this process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    source = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    with contextlib.redirect_stderr(err):
+        code = main(["inspect", *args], out=out, stdin=source)
+    return code, out.getvalue(), err.getvalue()
+
+
+def short_print(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def test_inspect_shows_a_jws_header_claims_and_summary_never_the_token() -> None:
+    """A JWT access token: its header and claims labelled not verified, then exp as a date
+    and seconds left, aud, scope, cnf.jkt read as DPoP binding, iss, sub, client_id, and
+    the token's fingerprint; neither the token nor its signature is printed. --json gives
+    the same as an object."""
+    now = int(time.time())
+    claims = {"iss": "https://auth.example.com", "sub": "svc", "client_id": "svc",
+              "aud": ["https://api.example.com"], "scope": "read write", "exp": now + 3600,
+              "iat": now - 5, "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
+    token = jws({"alg": "RS256", "typ": "at+jwt", "kid": "key-1"}, claims)
+    code, out, err = inspect(token + "\n")
+    assert code == 0 and err == ""
+    assert "NOT VERIFIED" in out and "header (not verified):" in out
+    assert '"kid": "key-1"' in out and '"sub": "svc"' in out
+    expiry = datetime.datetime.fromtimestamp(now + 3600, datetime.timezone.utc)
+    [left] = re.findall(rf"exp: +{re.escape(expiry.isoformat())} \(in (\d+) s\)", out)
+    assert 3500 <= int(left) <= 3600
+    assert re.search(r"iat: +\S+ \(\d+ s ago\)", out)
+    assert re.search(r'aud: +\["https://api.example.com"\]', out)
+    assert re.search(r'scope: +"read write"', out)
+    assert "bound to a DPoP key (RFC 9449)" in out
+    for name in ("iss", "sub", "client_id"):
+        assert re.search(rf"\n  {name}: +\"", out)
+    assert f"fingerprint: {short_print(token)} " in out
+    assert token not in out and SIGNATURE not in out
+    code, out, _ = inspect(token, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["kind"] == "jws" and report["verified"] is False
+    assert report["claims"] == claims and report["header"]["alg"] == "RS256"
+    assert 3500 <= report["summary"]["exp"]["seconds_from_now"] <= 3600
+    assert report["summary"]["cnf"]["bound_to"][0].startswith("a DPoP key")
+    assert SIGNATURE not in out
+    certificate_bound = jws({"alg": "ES256"}, {"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9"
+                                                                   "ltc05O89jdN-dg2"}})
+    _, out, _ = inspect(certificate_bound)
+    assert "bound to a client certificate (RFC 8705)" in out
+    assert "no exp claim" in out
+
+
+def test_inspect_says_expired_and_clock_skew() -> None:
+    """An exp in the past reads "expired N s ago"; an iat or nbf in the future is noted as a
+    likely clock disagreement between this host and the issuer."""
+    now = int(time.time())
+    token = jws({"alg": "RS256"}, {"exp": now - 120, "iat": now + 600, "nbf": now + 600})
+    code, out, _ = inspect(token)
+    assert code == 0
+    [ago] = re.findall(r"exp: +\S+ \(expired (\d+) s ago\)", out)
+    assert 110 <= int(ago) <= 200
+    assert re.search(r"nbf: +\S+ \(\d+ s in the future\)", out)
+    assert out.count("the clocks of this host and the issuer may disagree") == 2
+    broken = jws({"alg": "none"}, {"exp": "tomorrow", "iat": 1e300})
+    code, out, _ = inspect(broken)
+    assert code == 0 and "its exp claim is not a number of seconds" in out
+    assert "beyond the dates this host can show" in out and "alg none" in out
+
+
+def test_inspect_opaque_jwe_and_unreadable_tokens() -> None:
+    """An opaque token shows its length and fingerprint only; a JWE its protected header
+    (its claims cannot be read); a token with a JWT's dots that does not decode is opaque
+    with the reason. All exit 0 and none prints the token."""
+    opaque = "2YotnFZFEjr1zCsicMWpAA-opaque-token"
+    code, out, _ = inspect(opaque)
+    assert code == 0 and out.startswith("opaque token (not a JWT)")
+    assert f"length: {len(opaque)} characters" in out and short_print(opaque) in out
+    assert opaque not in out
+    jwe = f"{jwt_part({'alg': 'RSA-OAEP-256', 'enc': 'A256GCM', 'kid': 'k'})}.ZW5j.aXY.Y3Q.dGFn"
+    code, out, _ = inspect(jwe)
+    assert code == 0 and "encrypted JWT (JWE" in out and "cannot be read" in out
+    assert '"enc": "A256GCM"' in out and jwe not in out and "Y3Q" not in out
+    unreadable = f"{jwt_part({'alg': 'RS256'})}.bm90LWpzb24.{SIGNATURE}"
+    code, out, _ = inspect(unreadable)
+    assert code == 0 and out.startswith(
+        "opaque token: it has the dots of a JWT but its payload is not a base64url-encoded "
+        "JSON object")
+    assert SIGNATURE not in out
+    assert json.loads(inspect(unreadable, "--json")[1])["problem"].startswith("it has the dots")
+
+
+def test_inspect_reads_authorization_headers_and_the_token_json_document() -> None:
+    """'Bearer T', 'DPoP T' and 'Authorization: Bearer T' describe T; the JSON of
+    `token --json` describes its access_token and shows its token_type, scope and
+    expires_at, never the access_token nor the other members (refresh_token)."""
+    token = jws({"alg": "RS256"}, {"sub": "svc"})
+    expected = f"fingerprint: {short_print(token)} "
+    for text in (f"Bearer {token}", f"DPoP {token}\n", f"Authorization: Bearer {token}",
+                 f"  authorization:bearer   {token}\r\n"):
+        code, out, _ = inspect(text)
+        assert code == 0 and expected in out and '"sub": "svc"' in out, text
+    document = {"access_token": token, "token_type": "DPoP", "scope": "read",
+                "expires_in": 3600, "expires_at": "2030-01-01T00:00:00+00:00",
+                "refresh_token": "refresh-Tq9vXk2"}
+    code, out, _ = inspect(json.dumps(document, indent=2))
+    assert code == 0 and expected in out
+    assert ('token response: token_type "DPoP", scope "read", '
+            'expires_at "2030-01-01T00:00:00+00:00"') in out
+    assert token not in out and "refresh-Tq9vXk2" not in out and SIGNATURE not in out
+    report = json.loads(inspect(json.dumps(document), "--json")[1])
+    assert report["token_response"] == {"token_type": "DPoP", "scope": "read",
+                                        "expires_at": "2030-01-01T00:00:00+00:00"}
+
+
+def test_inspect_without_a_token_is_a_usage_error_in_one_line() -> None:
+    """Empty input, more than 64 KiB, bytes that are not UTF-8, several words, a JSON
+    document with no access_token: exit 2, one stderr line, nothing on stdout, and none of
+    the input quoted."""
+    cases: list[tuple[str | bytes, str]] = [
+        ("", "stdin is empty"), (" \n\t ", "stdin is empty"),
+        ("x" * (64 * 1024 + 1), "more than 64 KiB"), (b"\xff\xfeabc-token-Wq3", "not UTF-8"),
+        ("Basic dXNlci1WcTk6cGFzcw==", "2 words"), ("Bearer", "no token after"),
+        ("Authorization: ", "no token after"), ("{not json-Wq3", "not a JSON object"),
+        ('{"access_token": 12, "scope": "s-Wq3"}', "no access_token string"),
+        ('{"access_token": "Wq3-\\udc80"}', "unpaired surrogate")]
+    for stdin, words in cases:
+        code, out, err = inspect(stdin)
+        assert code == 2 and out == "", stdin
+        [line] = err.splitlines()
+        assert line.startswith("requests-oauthcc: error: ") and words in line, line
+        assert "Wq3" not in line and "dXNl" not in line
+    assert inspect("x" * (64 * 1024))[0] == 0  # exactly 64 KiB is still read
+
+
+class Terminal(io.TextIOWrapper):
+    """A stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_inspect_on_a_terminal_says_it_reads_stdin() -> None:
+    """Run by hand with nothing piped in, inspect first says on stderr that it reads a
+    token from stdin and how to end it, rather than seeming to hang."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["inspect"], out=io.StringIO(),
+                    stdin=Terminal(io.BytesIO(b"opaque-token-123\n"), encoding="utf-8"))
+    assert code == 0
+    assert err.getvalue() == "requests-oauthcc: reading a token from stdin (Ctrl-D to end)\n"
+
+
+def test_inspect_output_holds_no_control_characters_from_a_hostile_token() -> None:
+    """Terminal escapes, newlines, bidi overrides and NULs in claims, header and
+    token_type come out escaped: stdout is printable ASCII and newlines only; long values
+    are cut and deep nesting replaced, in both the text and the JSON form."""
+    hostile = "\x1b[2J\x1b]0;owned\x07\r\nnote: forged\u202etxt\x00\x9b31m\u2028"
+    deep: list[object] = []
+    for _ in range(500):
+        deep = [deep]
+    token = jws({"alg": "RS256", "kid": hostile, hostile: 1},
+                {"sub": hostile, "aud": hostile, "scope": [hostile], "long": "y" * 5000,
+                 "deep": deep, "cnf": {"jkt": hostile}, "big": 10 ** 300})
+    document = json.dumps({"access_token": token, "token_type": hostile})
+    for args in ((), ("--json",)):
+        code, out, err = inspect(document, *args)
+        assert code == 0 and err == ""
+        assert all(" " <= ch <= "~" for ch in out.replace("\n", "")), args
+        assert "y" * 513 not in out and "[cut: 5000 characters]" in out
+        assert "nested deeper than 16 levels" in out and "a number of 301 digits" in out
+        assert "\nnote: forged" not in out
+
+
+def _printable(text: str) -> bool:
+    return all(" " <= ch <= "~" for ch in text.replace("\n", ""))
+
+
+_JSON_LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+    st.integers(0xD800, 0xDFFF).map(chr))  # JSON's "\\ud800": an unpaired surrogate
+_JSON_VALUES = _JSON_LEAVES | st.recursive(
+    _JSON_LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=5), inner, max_size=3), max_leaves=8)
+_MEMBERS = st.dictionaries(st.sampled_from(["alg", "enc", "exp", "iat", "nbf", "aud", "scope",
+                                            "scp", "cnf", "iss", "sub", "client_id"]),
+                           _JSON_VALUES, max_size=6)
+_DOCUMENTS = st.dictionaries(st.sampled_from(["access_token", "token_type", "scope",
+                                              "expires_at", "refresh_token"]), _JSON_VALUES)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.one_of(
+    st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+    st.lists(st.sampled_from(["eyJ", ".", "Bearer ", "{", "}", '"', "a", "=", "access_token",
+                              ":", "\n", "\x1b", "\u202e"]), max_size=40).map(
+        lambda parts: "".join(parts).encode()),
+    _DOCUMENTS.map(lambda document: json.dumps(document).encode()),
+    st.builds(jws, _MEMBERS, _MEMBERS, st.just(SIGNATURE)).map(str.encode),
+    st.builds(lambda header: f"{jwt_part(header)}.a.b.c.d", _MEMBERS).map(str.encode)))
+def test_inspect_never_raises_on_any_input(data: bytes) -> None:
+    """Whatever is on stdin (bytes, text, JWTs and `token --json` documents with claims of
+    any JSON value), inspect exits 0 or 2 with printable ASCII on stdout and at most one
+    stderr line: never an internal error or a traceback."""
+    code, out, err = inspect(data)
+    assert code in (0, 2), err
+    assert _printable(out) and len(err.splitlines()) == (1 if code == 2 else 0)
+
+
+_URLSAFE = st.binary(min_size=24, max_size=64).map(
+    lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
+
+
+@settings(max_examples=150, deadline=None)
+@given(secret=_URLSAFE, claims=st.dictionaries(st.text(max_size=8), st.text(max_size=8),
+                                               max_size=4),
+       shape=st.sampled_from(["bare", "bearer", "header", "document", "jws", "jwe",
+                              "dotted"]), as_json=st.booleans())
+def test_inspect_never_prints_the_token(secret: str, claims: dict[str, str], shape: str,
+                                        as_json: bool) -> None:
+    """No 16-character run of a high-entropy token (or signature, or JWE ciphertext)
+    appears on stdout or stderr, whatever shape it is given in and whatever claims come
+    with it."""
+    token = {"jws": jws({"alg": "RS256"}, claims, secret),
+             "jwe": f"{jwt_part({'alg': 'dir', 'enc': 'A128GCM'})}..aXY.{secret}.dGFn",
+             "dotted": f"{secret}.{secret}.{secret}"}.get(shape, secret)
+    stdin = {"bearer": f"Bearer {token}", "header": f"Authorization: DPoP {token}",
+             "document": json.dumps({"access_token": token, "token_type": "Bearer"}),
+             }.get(shape, token)
+    code, out, err = inspect(stdin, *(["--json"] if as_json else []))
+    assert code == 0, err
+    assert token not in out + err
+    for start in range(len(secret) - 15):
+        assert secret[start:start + 16] not in out + err
+
+
+def test_inspect_end_to_end_reads_what_token_prints(server: OAuthTestServer) -> None:
+    """The real console process: `token --json | inspect` describes the issued (opaque)
+    token with its token_type and scope, and a JWT on stdin is shown not verified; the
+    tokens never reach its output."""
+    fetched = run("token", "--json", "--scope", "read", env=base_env(server))
+    assert fetched.returncode == 0, fetched.stderr
+    issued = server.access_tokens_issued[-1]
+    result = run("inspect", stdin=fetched.stdout)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("opaque token (not a JWT)")
+    assert f"fingerprint: {short_print(issued)} " in result.stdout
+    assert 'token_type "Bearer", scope "read"' in result.stdout
+    assert issued not in result.stdout + result.stderr
+    token = jws({"alg": "ES256", "typ": "at+jwt"}, {"sub": "svc", "exp": 2_000_000_000})
+    result = run("inspect", stdin=token + "\n")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "NOT VERIFIED" in result.stdout and "2033-05-18T03:33:20+00:00" in result.stdout
+    assert token not in result.stdout and SIGNATURE not in result.stdout
