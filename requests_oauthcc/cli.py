@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import requests
 
@@ -35,6 +35,9 @@ from .errors import (
     TokenEndpointConnectionError,
 )
 from .redaction import Secret, server_text
+
+if TYPE_CHECKING:
+    from .events import Event
 
 __all__ = ["main"]
 
@@ -124,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="print the whole token response (token_type says Bearer or "
                             "DPoP) plus the computed expires_at")
     token.add_argument("--verbose", "-v", action="store_true",
-                       help="show the token fetch and the DPoP key's thumbprint on stderr")
+                       help="show the token fetch, its events and the DPoP key's thumbprint "
+                            "on stderr")
     _add_auth_options(token)
     request = commands.add_parser("request", help="make one API call with the auth mounted",
                                   description="Make one call and print the status and body.")
@@ -134,8 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     request.add_argument("--header", "-H", action="append", default=[],
                          help="extra header 'Name: value'; repeatable")
     request.add_argument("--verbose", "-v", action="store_true",
-                         help="show the token fetch, the 401-retry decisions and the DPoP "
-                              "key's thumbprint on stderr")
+                         help="show the token fetch, the 401-retry decisions, their events "
+                              "and the DPoP key's thumbprint on stderr")
     _add_auth_options(request)
     inspect = commands.add_parser(
         "inspect", help="describe a token read from stdin, without verifying it",
@@ -246,7 +250,13 @@ def _auth_from(args: argparse.Namespace, stdin: TextIO) -> ClientCredentialsAuth
         options["session"] = session
     options["timeout"] = args.timeout
     options["insecure_allow_http"] = args.insecure_allow_http
+    options["on_event"] = _print_event if args.verbose else None
     return ClientCredentialsAuth.from_env(**options)
+
+
+def _print_event(event: Event) -> None:
+    """With ``-v``: each event on stderr (events hold no secret and no token)."""
+    print(f"* event: {event!r}", file=sys.stderr)
 
 
 def _token(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:

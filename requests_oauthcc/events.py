@@ -40,6 +40,7 @@ from typing import Final
 from ._frozen import Frozen
 
 __all__ = [
+    "FINGERPRINT_DIGITS",
     "CacheFailed",
     "CacheHit",
     "CacheMiss",
@@ -53,10 +54,15 @@ __all__ = [
 ]
 
 
+FINGERPRINT_DIGITS: Final = 12
+"""Hex digits of a token's SHA-256 that name it in events and ``requests-oauthcc inspect``."""
+
+
 def short_fingerprint(access_token: str) -> str:
-    """The first 12 hex digits of the SHA-256 of ``access_token``: names a token (in events,
-    in ``requests-oauthcc inspect``) without revealing it or allowing its use."""
-    return hashlib.sha256(access_token.encode("utf-8")).hexdigest()[:12]
+    """The first :data:`FINGERPRINT_DIGITS` hex digits of the SHA-256 of ``access_token``:
+    names a token (in events, in ``requests-oauthcc inspect``, as the start of a shared
+    cache's fingerprint) without revealing it or allowing its use."""
+    return hashlib.sha256(access_token.encode("utf-8")).hexdigest()[:FINGERPRINT_DIGITS]
 
 
 class Event(Frozen):

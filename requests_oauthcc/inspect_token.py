@@ -6,9 +6,9 @@ usually explains a refused request: ``exp``, ``iat``/``nbf`` against this host's
 (JWE) shows its protected header only; anything else is opaque. Nothing is verified: a
 forged token is described as readily as a real one.
 
-What is shown never holds the token (nor its signature): a token is named by a fingerprint,
-the first :data:`FINGERPRINT_DIGITS` hex digits of its SHA-256 (the digest
-:func:`~requests_oauthcc.cache.fingerprint` computes). Everything read from the token is
+What is shown never holds the token (nor its signature): a token is named by its
+:func:`~requests_oauthcc.events.short_fingerprint`, the first :data:`FINGERPRINT_DIGITS` hex
+digits of its SHA-256, as events name it. Everything read from the token is
 written as JSON with every character outside printable ASCII escaped (no terminal escape or
 bidi override gets through), strings cut at :data:`MAX_VALUE_LENGTH` characters and nesting
 at :data:`MAX_DEPTH` levels. Stdlib only (the JWT parts are read by
@@ -25,10 +25,9 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ._peek import numeric_date, peek, peek_encrypted
-from .cache import fingerprint
+from .events import FINGERPRINT_DIGITS, short_fingerprint
 
 __all__ = [
-    "FINGERPRINT_DIGITS",
     "MAX_DEPTH",
     "MAX_INPUT_BYTES",
     "MAX_VALUE_LENGTH",
@@ -46,8 +45,6 @@ MAX_VALUE_LENGTH = 512
 """Characters of any one string (claim, header member, key) shown; the rest is cut."""
 MAX_DEPTH = 16
 """Levels of nested objects and arrays shown; deeper ones are replaced by a note."""
-FINGERPRINT_DIGITS = 12
-"""Hex digits of the token's SHA-256 shown to name it (to match it with logs and caches)."""
 
 _SCHEMES = ("bearer", "dpop")
 _RESPONSE_FIELDS = ("token_type", "scope", "expires_at")
@@ -135,7 +132,7 @@ def describe(token: str, *, now: float, response: Mapping[str, Any] | None = Non
     member.
     """
     report: dict[str, Any] = {"kind": "opaque", "verified": False,
-                              "fingerprint": fingerprint(token)[:FINGERPRINT_DIGITS],
+                              "fingerprint": short_fingerprint(token),
                               "length": len(token)}
     if response is not None:
         report["token_response"] = _bounded(dict(response))

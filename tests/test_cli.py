@@ -113,6 +113,11 @@ def test_request_prints_status_and_body_and_verbose_shows_decisions(
     assert result.stdout.splitlines()[0] == "401 Unauthorized"
     assert "fetched token for client_id=test-client" in result.stderr
     assert "retrying once with a new token" in result.stderr
+    events = [line for line in result.stderr.splitlines() if line.startswith("* event: ")]
+    assert [line.split("(")[0] for line in events] == [
+        "* event: TokenFetched", "* event: TokenFetched", "* event: RequestRetried",
+        "* event: RequestNotRetried"]
+    assert "reason='already_retried'" in events[-1]
     for secret in [CLIENT_SECRET, *server.access_tokens_issued]:
         assert secret not in result.stderr + result.stdout
     ok = run("request", "POST", server.resource_url, "--data", "hello", "-H", "X-Test: 1",
