@@ -7,6 +7,7 @@
     python3 benchmarks/compare.py --only dpop          # DPoP's per-request cost (~1 min)
     python3 benchmarks/compare.py --only import        # section 4 alone
     python3 benchmarks/compare.py --only latency       # section 5: API latency across refreshes
+    python3 benchmarks/compare.py --only telemetry     # section 1 with on_event= and otel on
 
 Run it from a virtual environment holding the package installed normally (``python3 -m venv
 /tmp/venv && /tmp/venv/bin/pip install .``): an editable install or a source tree on
@@ -101,6 +102,15 @@ def make(name: str, server: OAuthTestServer) -> Contender:
     if name == "requests-oauthcc":
         ours = ClientCredentialsAuth(url, CLIENT, SECRET)
         return Contender(name, ours, _session_get(ours))
+    if name == "requests-oauthcc on_event":
+        heard = ClientCredentialsAuth(url, CLIENT, SECRET, on_event=lambda event: None)
+        return Contender(name, heard, _session_get(heard))
+    if name == "requests-oauthcc otel":  # global: made last, or every auth after it records
+        from requests_oauthcc import otel
+
+        otel.instrument()  # the API's providers (no SDK installed: no-op spans and metrics)
+        traced = ClientCredentialsAuth(url, CLIENT, SECRET)
+        return Contender(name, traced, _session_get(traced))
     if name in DPOP_NAMES:  # the local server binds tokens to a proof's key, as real ones do
         key = DPoPKey.generate(name.rpartition(" ")[2])
         dpop = ClientCredentialsAuth(url, CLIENT, SECRET, dpop=key)
@@ -163,6 +173,8 @@ NAMES = ["no auth", "static header", "requests-oauthcc", "requests-oauth2client"
          "Authlib OAuth2Session", "requests-oauthlib", "requests-auth"]
 PEERS = NAMES[2:]
 DPOP_NAMES = ["requests-oauthcc DPoP ES256", "requests-oauthcc DPoP EdDSA"]
+TELEMETRY_NAMES = ["requests-oauthcc on_event", "requests-oauthcc otel"]
+"""requests-oauthcc listened to (issue #15): the per-request path must not change."""
 """requests-oauthcc with ``dpop=``, a DPoP-bound token held: per-request cost only (the
 throughput of a local API that checks each proof would measure the server's verification)."""
 
@@ -576,10 +588,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="compare with peer libraries")
     parser.add_argument("--no-callgrind", action="store_true")
     parser.add_argument("--callgrind-worker", nargs=2, metavar=("NAME", "CALLS"))
-    parser.add_argument("--only", choices=["per-request", "dpop", "import", "latency"],
+    parser.add_argument("--only",
+                        choices=["per-request", "dpop", "telemetry", "import", "latency"],
                         help="per-request: section 1 for requests-oauthcc's Bearer path, the "
                              "static header and the loop alone; dpop: the same with the DPoP "
-                             "rows; import: section 4; latency: section 5")
+                             "rows; telemetry: with on_event= and OpenTelemetry instrumented; "
+                             "import: section 4; latency: section 5")
     parser.add_argument("--import-runs", type=int, default=15,
                         help="fresh processes per statement in section 4 (at least 9)")
     args = parser.parse_args()
@@ -601,11 +615,11 @@ def main() -> None:
         latency_section()
         return
     bearer_rows = ["no auth", "static header", "requests-oauthcc"]
-    if args.only in ("per-request", "dpop"):
-        per_request(bearer_rows + (DPOP_NAMES if args.only == "dpop" else []),
-                    callgrind=not args.no_callgrind)
+    extra = {"dpop": DPOP_NAMES, "telemetry": TELEMETRY_NAMES}
+    if args.only in ("per-request", "dpop", "telemetry"):
+        per_request(bearer_rows + extra.get(args.only, []), callgrind=not args.no_callgrind)
         return
-    per_request(NAMES + DPOP_NAMES, callgrind=not args.no_callgrind)
+    per_request(NAMES + DPOP_NAMES + TELEMETRY_NAMES, callgrind=not args.no_callgrind)
 
     rates = throughput()
     ratio = rates["requests-oauthcc"] / rates["static header"]
