@@ -198,3 +198,24 @@ def test_instrument_is_idempotent_and_uninstrument_stops_it(server: OAuthTestSer
         otel.uninstrument()
     assert (len(first.token_spans()), len(second.token_spans())) == (1, 1)
     assert server.token_requests == 3
+
+
+def test_instrument_without_opentelemetry_says_what_to_install() -> None:
+    """Where opentelemetry-api is missing, instrument() raises ConfigurationError naming
+    the extra, and leaves nothing instrumented."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["opentelemetry"] = None  # as if not installed: importing it fails
+from requests_oauthcc import ConfigurationError, otel
+try:
+    otel.instrument()
+except ConfigurationError as exc:
+    print(exc, otel.is_instrumented())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == ("requests_oauthcc.otel needs OpenTelemetry's API: pip "
+                                  "install 'requests-oauthcc[otel]' False")
