@@ -439,10 +439,13 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             try:
                 pickle.dumps(value)
             except Exception as exc:  # any failure to pickle: the error names the type
+                advice = ("a module-level function (or a functools.partial of one)"
+                          if name == "on_event" else
+                          "a file (SecretFile, a Path), a str or a module-level function")
                 raise ConfigurationError(
                     f"this auth cannot be pickled: its {name} ({type(value).__name__}) "
-                    f"cannot be ({type(exc).__name__}); pass a file (SecretFile, a Path), a "
-                    "str or a module-level function to send it to another process"
+                    f"cannot be ({type(exc).__name__}); pass {advice} to send it to another "
+                    "process"
                 ) from exc
         return self._options
 

@@ -41,6 +41,7 @@ from ._frozen import Frozen
 
 __all__ = [
     "FINGERPRINT_DIGITS",
+    "NOT_RETRIED_REASONS",
     "CacheFailed",
     "CacheHit",
     "CacheMiss",
@@ -66,9 +67,14 @@ def short_fingerprint(access_token: str) -> str:
 
 
 class Event(Frozen):
-    """Base class of every event."""
+    """Base class of every event. ``repr`` shows every field; :meth:`as_dict` gives them."""
 
     __slots__ = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """``{"event": class name, field: value, ...}``, e.g. for a JSON log line."""
+        return {"event": type(self).__name__,
+                **{name: getattr(self, name) for name in self._fields}}
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()

@@ -89,7 +89,8 @@ def token_from(text: str) -> tuple[str, dict[str, Any] | None]:
     """
     text = text.strip()
     if not text:
-        raise UnusableInput("stdin is empty: pipe a token in, e.g. "
+        raise UnusableInput("stdin is empty (if a command piped into inspect, it failed: "
+                            "see its error above): pipe a token in, e.g. "
                             "`requests-oauthcc token | requests-oauthcc inspect`")
     if text.startswith("{"):
         try:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .endpoint import TokenEndpoint
     from .events import Event
 
-__all__ = ["instrument", "is_instrumented", "uninstrument"]
+__all__ = ["DURATION_BUCKETS", "instrument", "is_instrumented", "uninstrument"]
 
 _lock = threading.Lock()
 
@@ -91,6 +91,10 @@ class _Trace:
         self.status_code = status_code
 
 
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                    7.5, 10.0, 30.0, 60.0)
+"""Bucket boundaries (seconds) advised for ``oauthcc.token.request.duration``."""
+
 _LOOKUP_FAILURES = frozenset({"get", "lease"})
 """The cache operations of a lookup (other failures are not lookups)."""
 
@@ -115,7 +119,10 @@ class _OpenTelemetry:
             description="Token requests, by outcome")
         self._duration = meter.create_histogram(
             "oauthcc.token.request.duration", unit="s",
-            description="Duration of token requests, retries included")
+            description="Duration of token requests, retries included",
+            # in seconds (the SDK's default buckets are for milliseconds): those of
+            # OpenTelemetry's http.client.request.duration, up to the 60 s retry deadline
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
         self._retries = meter.create_counter(
             "oauthcc.api.retries", unit="{request}",
             description="API requests sent again, by reason")

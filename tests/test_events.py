@@ -110,6 +110,9 @@ def test_fetch_retry_and_failure_are_told_in_order(
     recorder.assert_hides(CLIENT_SECRET, first.access_token, second.access_token)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fetched.source = "cache"  # type: ignore[misc]
+    logged = json.loads(json.dumps(retried.as_dict()))  # as a JSON log line would take it
+    assert logged == {"event": "RequestRetried", "status_code": 401, "reason": "invalid_token",
+                      "url": server.resource_url, "token": retried.token}
 
 
 def test_a_failed_refresh_says_the_held_token_stays_in_use(

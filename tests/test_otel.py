@@ -34,6 +34,15 @@ class Telemetry:
     def token_spans(self) -> list[ReadableSpan]:
         return [s for s in self.spans.get_finished_spans() if s.name == "oauthcc.token_request"]
 
+    def duration_bounds(self) -> set[tuple[float, ...]]:
+        """The bucket boundaries of every point of the duration histogram."""
+        data = self.reader.get_metrics_data()
+        return {tuple(point.explicit_bounds)  # type: ignore[union-attr]
+                for resource in (data.resource_metrics if data else ())
+                for scope in resource.scope_metrics for metric in scope.metrics
+                if metric.name == "oauthcc.token.request.duration"
+                for point in metric.data.data_points}
+
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, Any]]], Any]:
         """``{(name, attributes): value}``: a counter's sum, a histogram's count."""
         found: dict[tuple[str, frozenset[tuple[str, Any]]], Any] = {}
@@ -104,6 +113,8 @@ def test_a_fetch_and_a_refresh_are_two_client_spans_in_the_current_trace(
         assert span.parent is not None
         assert span.parent.span_id == parent.get_span_context().span_id
     assert telemetry.metrics() == success(2)
+    # Buckets in seconds (the SDK's defaults, 0, 5, 10, 25..., are for milliseconds).
+    assert telemetry.duration_bounds() == {otel.DURATION_BUCKETS}
 
 
 def test_a_401_retry_is_counted_with_its_reason(
