@@ -112,7 +112,8 @@ def test_fetch_retry_and_failure_are_told_in_order(
         fetched.source = "cache"  # type: ignore[misc]
     logged = json.loads(json.dumps(retried.as_dict()))  # as a JSON log line would take it
     assert logged == {"event": "RequestRetried", "status_code": 401, "reason": "invalid_token",
-                      "url": server.resource_url, "token": retried.token}
+                      "url": server.resource_url,
+                      "token": short_fingerprint(first.access_token)}
 
 
 def test_a_failed_refresh_says_the_held_token_stays_in_use(
