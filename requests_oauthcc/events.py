@@ -115,7 +115,8 @@ class TokenRequestFailed(Event):
     ``CredentialError``, ...). ``status_code``: the token endpoint's last HTTP status, or
     ``None`` (no answer). ``duration``: seconds spent, retries included.
     ``using_held_token``: the token held is still valid and stays in use (a refresh failed
-    before expiry); otherwise the error reaches the callers.
+    before expiry, or ``fetch_token()`` failed: it raises the error all the same);
+    otherwise the error reaches the callers.
     """
 
     __slots__ = _fields = ("error", "status_code", "duration", "using_held_token")
