@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import logging
 import os
@@ -300,11 +301,23 @@ def _request(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         response = session.request(args.method, args.url, data=data, headers=headers,
                                    timeout=args.timeout)
     for earlier in response.history:
-        if args.verbose:
-            print(f"* earlier answer: {earlier.status_code} {earlier.reason}", file=sys.stderr)
+        if args.verbose:  # the standard phrase: the server's may hold terminal escapes or
+            # echo the token it refused (which the request no longer names: not redactable)
+            print(f"* earlier answer: {earlier.status_code} {_phrase(earlier.status_code)}",
+                  file=sys.stderr)
     print(f"{response.status_code} {response.reason}", file=out)
     print(response.text, file=out)
     return EXIT_OK
+
+
+def _phrase(status: int) -> str:
+    """The standard reason phrase of ``status`` (RFC 9110 §15), or ``""``."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
@@ -323,8 +336,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         package.setLevel(logging.DEBUG)
     elif not package.handlers:  # without -v, retries logged at WARNING stay off stderr
         package.addHandler(logging.NullHandler())
+    # With stdin closed (`<&-`) sys.stdin is None: read as empty, not an internal error.
+    source = stdin or sys.stdin or io.StringIO()
     try:
-        return commands[args.command](args, out or sys.stdout, stdin or sys.stdin)
+        return commands[args.command](args, out or sys.stdout, source)
     except (_UsageError, OSError, requests.RequestException) as exc:
         message, code = _diagnose(exc)
     except KeyboardInterrupt:

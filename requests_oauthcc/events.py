@@ -87,8 +87,10 @@ class TokenFetched(Event):
     ``source``: ``"endpoint"`` (a token request) or ``"cache"`` (another process or auth
     object fetched it into the shared cache). ``expires_in``: seconds it has left, or
     ``None`` when no lifetime is known. ``duration``: seconds from the start of the token
-    request, or of the cache lookup, to the token. ``attempts``: token requests sent (more
-    than 1 after retries of transient failures; 0 from the cache). ``token_type``: as the
+    request, or of the cache lookup, to the token. ``attempts``: tries of the token request
+    (more than 1 after retries of transient failures; 0 from the cache): a resend with the
+    DPoP nonce the server asked for is part of its try, told by :class:`DPoPNonceRetried`
+    (so HTTP requests sent = ``attempts`` + those events). ``token_type``: as the
     server spelled it. ``token``: its :func:`short_fingerprint`.
     """
 
@@ -121,7 +123,8 @@ class TokenRequestFailed(Event):
     ``CredentialError``, ...). ``status_code``: the token endpoint's last HTTP status, or
     ``None`` (no answer). ``duration``: seconds spent, retries included.
     ``using_held_token``: the token held is still valid and stays in use (a refresh failed
-    before expiry); otherwise the error reaches the callers.
+    before expiry, or ``fetch_token()`` failed: it raises the error all the same);
+    otherwise the error reaches the callers.
     """
 
     __slots__ = _fields = ("error", "status_code", "duration", "using_held_token")

@@ -6,7 +6,8 @@ usually explains a refused request: ``exp``, ``iat``/``nbf`` against this host's
 (JWE) shows its protected header only; anything else is opaque. Nothing is verified: a
 forged token is described as readily as a real one.
 
-What is shown never holds the token (nor its signature): a token is named by its
+What is shown never holds the token (nor its signature), not even where the fields of a
+``token --json`` document echo it: a token is named by its
 :func:`~requests_oauthcc.events.short_fingerprint`, the first :data:`FINGERPRINT_DIGITS` hex
 digits of its SHA-256, as events name it. Everything read from the token is
 written as JSON with every character outside printable ASCII escaped (no terminal escape or
@@ -26,6 +27,7 @@ from typing import Any, TextIO
 
 from ._peek import numeric_date, peek, peek_encrypted
 from .events import FINGERPRINT_DIGITS, short_fingerprint
+from .redaction import Redactor
 
 __all__ = [
     "MAX_DEPTH",
@@ -136,7 +138,11 @@ def describe(token: str, *, now: float, response: Mapping[str, Any] | None = Non
                               "fingerprint": short_fingerprint(token),
                               "length": len(token)}
     if response is not None:
-        report["token_response"] = _bounded(dict(response))
+        # A server may echo the token into its other fields (scope, token_type): cut out
+        # before anything is cut short, so that no part of it shows either.
+        parts = token.split(".")
+        redact = Redactor([token, parts[2] if len(parts) == 3 else None])  # and a signature
+        report["token_response"] = _bounded(_redacted(dict(response), redact))
     dots = token.count(".")
     try:
         if dots == 2:
@@ -148,6 +154,20 @@ def describe(token: str, *, now: float, response: Mapping[str, Any] | None = Non
     except ValueError as exc:  # peek's messages never quote the token
         report["problem"] = f"it has the dots of a {'JWT' if dots == 2 else 'JWE'} but {exc}"
     return report
+
+
+def _redacted(value: Any, redact: Redactor, depth: int = 0) -> Any:
+    """``value`` (decoded JSON) with what ``redact`` knows cut out of every string; nesting
+    past :data:`MAX_DEPTH` is left as it is, for :func:`_bounded` shows none of it."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth >= MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v, redact, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, redact, depth + 1) for v in value]
+    return value
 
 
 def _bounded(value: Any, depth: int = 0) -> Any:

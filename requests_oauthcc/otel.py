@@ -15,7 +15,8 @@ recorded happens at token requests, shared-cache lookups and refused API request
 of transient failures included), a child of the span current where the token was needed
 (for a refresh ahead of expiry, of the request that started it). Attributes:
 ``http.request.method`` (``POST``), ``server.address``, ``server.port``,
-``http.response.status_code`` (the last answer), ``oauth.client_id`` (when the client has
+``http.response.status_code`` (of the answer that ended it: none when the last try got no
+answer, whatever an earlier one got), ``oauth.client_id`` (when the client has
 one), ``oauth.grant_type`` (``client_credentials``) and, on failure, ``error.type``: the
 OAuth error code when it is a registered one (``invalid_client``, ...), else the
 exception's type name; the span's status is then ``ERROR``. Never the URL's path or query,
@@ -153,8 +154,11 @@ class _OpenTelemetry:
                 yield record
             except BaseException as exc:
                 error = error_type(exc)
-                if record.status_code is not None:
-                    span.set_attribute("http.response.status_code", record.status_code)
+                # The answer that ended it, as TokenRequestFailed says: not an earlier try's
+                # (a 503 retried, then no answer at all).
+                status = getattr(exc, "status_code", None)
+                if isinstance(status, int):
+                    span.set_attribute("http.response.status_code", status)
                 span.set_attribute("error.type", error)
                 span.set_status(self._trace.StatusCode.ERROR)
                 self._count(began, {"outcome": "error", "error.type": error})

@@ -298,9 +298,13 @@ class TokenHolder:
             from .errors import error_type
             from .events import TokenRequestFailed
 
+            # fetch_token() keeps the held token without handing it to waiters: in use
+            # all the same while it is valid.
+            kept = force and previous is not None and not previous[0].is_expired(self._clock())
             self._observers.emit(TokenRequestFailed(
                 error=error_type(failed), status_code=getattr(failed, "status_code", None),
-                duration=time.monotonic() - began, using_held_token=flight.token is not None))
+                duration=time.monotonic() - began,
+                using_held_token=flight.token is not None or kept))
         if flight.token is None:
             assert failed is not None
             raise failed
