@@ -16,7 +16,6 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from .endpoint import TokenEndpoint
     from .events import Event
     from .token import Token
 
@@ -31,6 +30,9 @@ class TokenRequestTrace(Protocol):
     def responded(self, status_code: int) -> None:
         """The token endpoint answered an attempt with ``status_code``."""
 
+    def sent_to(self, token_url: str) -> None:
+        """The token endpoint is ``token_url`` (found by discovery within the request)."""
+
 
 class Telemetry(Protocol):
     """An instrumentation of every auth object (:mod:`requests_oauthcc.otel`)."""
@@ -38,8 +40,10 @@ class Telemetry(Protocol):
     def on_event(self, event: Event) -> None:
         """Hear ``event`` (after the auth's own callable)."""
 
-    def token_request(self, endpoint: TokenEndpoint) -> AbstractContextManager[TokenRequestTrace]:
-        """Wraps one token request (all its attempts): raises what the request raised."""
+    def token_request(self, url: str, client_id: str
+                      ) -> AbstractContextManager[TokenRequestTrace]:
+        """Wraps one token request to ``url`` (the token endpoint, or the issuer when the
+        first request discovers it), all its attempts: raises what the request raised."""
 
 
 class _Held(threading.local):

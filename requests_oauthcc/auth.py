@@ -298,7 +298,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             self._source = DiscoveredEndpoint(
                 issuer, session=token_session, timeout=checked_timeout,
                 credentials=credentials, auth_method=auth_method, build=build,
-                allow_http=insecure_allow_http, dpop=self._proofs,
+                allow_http=insecure_allow_http, dpop=self._proofs, client_id=client_id or "",
             )
         else:
             assert auth_method is not None
@@ -419,7 +419,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         """Stop background work and close the private token Session.
 
         Waits for a refresh ahead of expiry in progress (bounded by ``timeout`` and the
-        retry deadline, like any token request); afterwards no thread is started again: a
+        retry deadline, like any token request), and for the ``on_event`` calls of its
+        thread; afterwards no thread is started again: a
         request made after ``close()`` still works, refreshing on its own thread. A Session
         passed as ``session=`` is left open.
         """

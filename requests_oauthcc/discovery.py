@@ -182,7 +182,8 @@ class DiscoveredEndpoint:
 
     ``build(token_url, auth_method)`` makes the real :class:`TokenEndpoint`. ``dpop``: the
     auth's DPoP proofs, whose algorithm the metadata's ``dpop_signing_alg_values_supported``
-    chooses (:meth:`~requests_oauthcc._proofs.Proofs.choose_alg`). A failed
+    chooses (:meth:`~requests_oauthcc._proofs.Proofs.choose_alg`). ``client_id`` names
+    the client in telemetry (``""``: named by its assertion). A failed
     discovery is raised and tried again at the next request; a successful one is kept.
     """
 
@@ -197,8 +198,10 @@ class DiscoveredEndpoint:
         build: Callable[[str, str], TokenEndpoint],
         allow_http: bool,
         dpop: Proofs | None = None,
+        client_id: str = "",
     ) -> None:
         self.issuer = issuer
+        self._client_id = client_id
         self._session = session
         self._timeout = timeout
         self._credentials = credentials
@@ -210,12 +213,26 @@ class DiscoveredEndpoint:
         self.endpoint: TokenEndpoint | None = None
 
     def fetch(self) -> Token:
-        """Discover (once), then request a token."""
+        """Discover (once), then request a token. With OpenTelemetry instrumented, the
+        discovery is part of the first token request's span: an issuer whose metadata
+        cannot be had fails token requests, and is counted so."""
         endpoint = self.endpoint
-        if endpoint is None:
-            with self._lock:
-                endpoint = self.endpoint = self.endpoint or self._discover()
-        return endpoint.fetch()
+        if endpoint is not None:
+            return endpoint.fetch()
+        from ._observers import Observers
+
+        telemetry = Observers.telemetry
+        if telemetry is None:
+            return self._discovered().fetch_traced(None)
+        with telemetry.token_request(self.issuer, self._client_id) as trace:
+            endpoint = self._discovered()
+            trace.sent_to(endpoint.token_url)
+            return endpoint.fetch_traced(trace)
+
+    def _discovered(self) -> TokenEndpoint:
+        with self._lock:
+            endpoint = self.endpoint = self.endpoint or self._discover()
+        return endpoint
 
     def _discover(self) -> TokenEndpoint:
         metadata = fetch_metadata(self.issuer, self._session, self._timeout,

@@ -140,11 +140,12 @@ class TokenEndpoint(Frozen):
         """
         telemetry = Observers.telemetry
         if telemetry is None:
-            return self._fetch(None)
-        with telemetry.token_request(self) as trace:
-            return self._fetch(trace)
+            return self.fetch_traced(None)
+        with telemetry.token_request(self.token_url, self.client_id) as trace:
+            return self.fetch_traced(trace)
 
-    def _fetch(self, trace: TokenRequestTrace | None) -> Token:
+    def fetch_traced(self, trace: TokenRequestTrace | None) -> Token:
+        """:meth:`fetch`, telling ``trace`` (if any) the answers it gets."""
         started = time.monotonic()
         deadline = started + self.retry.deadline
         attempt = 1

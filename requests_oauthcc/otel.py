@@ -12,7 +12,9 @@ imported, and the per-request path is the same whether it is called or not: what
 recorded happens at token requests, shared-cache lookups and refused API requests.
 
 **Span** ``oauthcc.token_request``, a client span around each token request (its retries
-of transient failures included), a child of the span current where the token was needed
+of transient failures included, and the discovery of the token endpoint by the first
+request of an auth built ``from_issuer``: a metadata failure is a failed token request,
+``error.type`` ``DiscoveryError``), a child of the span current where the token was needed
 (for a refresh ahead of expiry, of the request that started it). Attributes:
 ``http.request.method`` (``POST``), ``server.address``, ``server.port``,
 ``http.response.status_code`` (of the answer that ended it: none when the last try got no
@@ -47,7 +49,6 @@ from ._observers import Observers
 from .errors import ConfigurationError, error_type
 
 if TYPE_CHECKING:
-    from .endpoint import TokenEndpoint
     from .events import Event
 
 __all__ = ["DURATION_BUCKETS", "instrument", "is_instrumented", "uninstrument"]
@@ -81,15 +82,29 @@ def is_instrumented() -> bool:
 
 
 class _Trace:
-    """What one token request reports while it runs: its last HTTP status."""
+    """What one token request reports while it runs: its last HTTP status, and the token
+    endpoint once discovery has found it."""
 
-    __slots__ = ("status_code",)
+    __slots__ = ("span", "status_code")
 
-    def __init__(self) -> None:
+    def __init__(self, span: Any) -> None:
+        self.span = span
         self.status_code: int | None = None
 
     def responded(self, status_code: int) -> None:
         self.status_code = status_code
+
+    def sent_to(self, token_url: str) -> None:
+        self.span.set_attributes(_server(token_url))
+
+
+def _server(url: str) -> dict[str, str | int]:
+    """``server.address`` and ``server.port`` of ``url`` (nothing of its path or query)."""
+    from urllib3.util import parse_url
+
+    parsed = parse_url(url)
+    return {"server.address": parsed.host or "",
+            "server.port": parsed.port or (443 if parsed.scheme == "https" else 80)}
 
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
@@ -132,24 +147,19 @@ class _OpenTelemetry:
             description="Shared token cache lookups, by result")
 
     @contextmanager
-    def token_request(self, endpoint: TokenEndpoint) -> Iterator[_Trace]:
-        from urllib3.util import parse_url
-
-        url = parse_url(endpoint.token_url)
+    def token_request(self, url: str, client_id: str) -> Iterator[_Trace]:
         attributes: dict[str, str | int] = {
-            "http.request.method": "POST",
-            "server.address": url.host or "",
-            "server.port": url.port or (443 if url.scheme == "https" else 80),
+            "http.request.method": "POST", **_server(url),
             "oauth.grant_type": "client_credentials",
         }
-        if endpoint.client_id:
-            attributes["oauth.client_id"] = endpoint.client_id
-        record = _Trace()
+        if client_id:
+            attributes["oauth.client_id"] = client_id
         began = time.monotonic()
         with self._tracer.start_as_current_span(
             "oauthcc.token_request", kind=self._trace.SpanKind.CLIENT, attributes=attributes,
             record_exception=False, set_status_on_exception=False,  # messages quote servers
         ) as span:
+            record = _Trace(span)
             try:
                 yield record
             except BaseException as exc:

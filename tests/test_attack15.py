@@ -1,6 +1,8 @@
 """An outside review attacking observability (issue #15): events, OpenTelemetry, ``-v`` and
 ``inspect``, against real loopback servers. Each test names the attack and what must hold;
-the ones marked ``xfail`` are findings left for a design decision (see their reasons)."""
+two findings left as documented limits are in the README (Events: the refresh thread's
+listeners hold ``close()``; a listener calling the API from a refusal's hook needs a free
+pooled connection)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,12 @@ import json
 import logging
 import sys
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
 from requests_oauthcc import (
     ClientCredentialsAuth,
@@ -32,7 +32,6 @@ from requests_oauthcc.events import (
     CacheHit,
     DPoPNonceRetried,
     Event,
-    RequestRetried,
     TokenFetched,
     TokenRequestFailed,
 )
@@ -235,95 +234,9 @@ def test_a_keyboard_interrupt_in_a_listener_leaves_the_auth_consistent(
     assert server.token_requests == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "close() joins the refresh thread to its very end, its listener calls included: a "
-    "listener that blocks holds close() (README: 'bounded by timeout and the retry "
-    "deadline'); a design decision for the lead (bounded join, or document it)"))
-def test_close_is_not_held_by_a_listener_of_the_refresh_thread(
-    server: OAuthTestServer, clock: FakeClock
-) -> None:
-    """Attack: the listener, in the refresh-ahead thread, waits for something the thread
-    calling ``close()`` does after ``close()`` returns (a queue it drains, a lock it
-    holds). ``close()`` is documented as bounded by the token request; it must not wait
-    for the listener, or the application deadlocks (here: for the listener's 2 s)."""
-    released = threading.Event()
-
-    def listener(event: Event) -> None:
-        if threading.current_thread().name == "requests-oauthcc refresh":
-            released.wait(2)
-
-    auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, clock=clock,
-                                 on_event=listener)
-    with requests.Session() as session:
-        session.auth = auth
-        session.get(server.resource_url, timeout=10)
-        clock.advance(3600 - 20)  # due for refresh, still valid: refreshed ahead
-        session.get(server.resource_url, timeout=10)
-    deadline = time.monotonic() + 5
-    while server.token_requests < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # the refresh's token request is over: its listener is waiting
-    began = time.monotonic()
-    auth.close()
-    took = time.monotonic() - began
-    released.set()
-    assert took < 1.0
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "events of a refused API request are delivered inside the response hook, while the "
-    "refused response still holds its pooled connection: with pool_block=True and a full "
-    "pool, a listener calling the API through the same Session waits for ever; not "
-    "fixable in the hook (the response goes back to the caller unread), to be documented"))
-def test_a_listener_calling_the_api_from_a_retry_with_a_blocking_pool(
-    server: OAuthTestServer,
-) -> None:
-    """Attack: the README says a listener may call the API with the same auth. With an
-    adapter that caps connections (``pool_maxsize=1, pool_block=True``), a listener that
-    does so on ``RequestRetried`` must not deadlock the request that was retried."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, pool_block=True)
-    session.mount("http://", adapter)
-    heard: list[int] = []
-
-    def listener(event: Event) -> None:
-        if isinstance(event, RequestRetried):
-            heard.append(session.get(server.resource_url, timeout=5).status_code)
-
-    session.auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
-                                         on_event=listener)
-    session.get(server.resource_url, timeout=5)
-    server.revoke_all()
-    statuses: list[object] = []
-
-    def call() -> None:
-        try:
-            statuses.append(session.get(server.resource_url, timeout=5).status_code)
-        except Exception as exc:  # once freed below, the pool may have been closed
-            statuses.append(exc)
-
-    worker = threading.Thread(target=call, daemon=True)
-    worker.start()
-    worker.join(2)
-    try:
-        assert not worker.is_alive() and statuses == [200] and heard == [200]
-    finally:
-        if worker.is_alive():  # free the listener's wait for a connection: a new one
-            pools = adapter.poolmanager.pools
-            for key in pools.keys():  # noqa: SIM118 - a RecentlyUsedContainer
-                with contextlib.suppress(Exception):
-                    pools[key].pool.put_nowait(None)
-            worker.join(5)
-        session.close()
-
-
 # -- OpenTelemetry counts ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "discovery runs before TokenEndpoint.fetch, outside the token request span: an "
-    "issuer whose metadata is down fails every request while oauthcc.token.requests "
-    "counts nothing and no span shows it (only TokenRequestFailed does)"))
 def test_a_failing_discovery_is_seen_by_opentelemetry(
     telemetry: Telemetry, recorder: Recorder
 ) -> None:

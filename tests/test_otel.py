@@ -230,3 +230,17 @@ except ConfigurationError as exc:
                          check=True, timeout=60)
     assert out.stdout.strip() == ("requests_oauthcc.otel needs OpenTelemetry's API: pip "
                                   "install 'requests-oauthcc[otel]' False")
+
+
+def test_discovery_is_part_of_the_first_token_request(
+    server: OAuthTestServer, telemetry: Telemetry
+) -> None:
+    """from_issuer: the first token request, metadata included, is one span naming the
+    token endpoint's server; the next fetch (endpoint known) one more; two successes."""
+    auth = ClientCredentialsAuth.from_issuer(server.issuer, CLIENT_ID, CLIENT_SECRET)
+    auth.fetch_token()
+    auth.fetch_token()
+    spans = telemetry.token_spans()
+    assert [dict(span.attributes or {}) for span in spans] == [
+        expected_attributes(server, 200)] * 2
+    assert telemetry.metrics() == success(2)
