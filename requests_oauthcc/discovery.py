@@ -15,10 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ._options import check_url
 from ._urls import sends_in_clear
 from .client_auth import ClientCredentials
 from .endpoint import TokenEndpoint
-from .errors import DiscoveryError, InsecureTransportError
+from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
 from .redaction import server_text
 from .response import MAX_JSON_DEPTH, load_json
 from .token import Token, json_kind
@@ -252,9 +253,10 @@ class DiscoveredEndpoint:
         if method in _TLS_METHODS and isinstance(aliases, dict):
             token_url = aliases.get("token_endpoint", token_url)
         if not _usable_url(token_url):
+            shown = ("a URL with user info" if isinstance(token_url, str) and "@" in token_url
+                     else _quoted(token_url))
             raise DiscoveryError(
-                f"the metadata of {self.issuer} has no usable token_endpoint "
-                f"({_quoted(token_url)})",
+                f"the metadata of {self.issuer} has no usable token_endpoint ({shown})",
                 issuer=self.issuer,
             )
         assert isinstance(token_url, str)
@@ -274,10 +276,14 @@ class DiscoveredEndpoint:
 
 
 def _usable_url(value: object) -> bool:
-    """An http(s) URL without whitespace or control characters (it goes into logs)."""
-    return (
-        isinstance(value, str)
-        and value.lower().startswith(("https://", "http://"))
-        and value.isprintable()
-        and not any(ch.isspace() for ch in value)
-    )
+    """An http(s) URL without whitespace or control characters (it goes into logs) that
+    a configured ``token_url`` could be too (:func:`~requests_oauthcc._options.check_url`:
+    one that parses, names a host and holds no user info)."""
+    if not (isinstance(value, str) and value.isprintable()
+            and not any(ch.isspace() for ch in value)):
+        return False
+    try:
+        check_url("token_endpoint", value)
+    except ConfigurationError:
+        return False
+    return True
