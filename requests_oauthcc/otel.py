@@ -99,11 +99,16 @@ class _Trace:
 
 
 def _server(url: str) -> dict[str, str | int]:
-    """``server.address`` and ``server.port`` of ``url`` (nothing of its path or query)."""
+    """``server.address`` and ``server.port`` of ``url`` (nothing of its path or query);
+    an IPv6 address without the brackets of its URL form, as the semantic conventions and
+    OpenTelemetry's requests instrumentation name it (``::1``)."""
     from urllib3.util import parse_url
 
     parsed = parse_url(url)
-    return {"server.address": parsed.host or "",
+    host = parsed.host or ""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return {"server.address": host,
             "server.port": parsed.port or (443 if parsed.scheme == "https" else 80)}
 
 
