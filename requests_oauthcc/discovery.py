@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -222,13 +223,14 @@ class DiscoveredEndpoint:
             return endpoint.fetch()
         from ._observers import Observers
 
+        began = time.monotonic()  # the discovery is part of the request, and of its duration
         telemetry = Observers.telemetry
         if telemetry is None:
-            return self._discovered().fetch_traced(None)
+            return self._discovered().fetch_traced(None, began)
         with telemetry.token_request(self.issuer, self._client_id) as trace:
             endpoint = self._discovered()
             trace.sent_to(endpoint.token_url)
-            return endpoint.fetch_traced(trace)
+            return endpoint.fetch_traced(trace, began)
 
     def _discovered(self) -> TokenEndpoint:
         with self._lock:

@@ -144,9 +144,14 @@ class TokenEndpoint(Frozen):
         with telemetry.token_request(self.token_url, self.client_id) as trace:
             return self.fetch_traced(trace)
 
-    def fetch_traced(self, trace: TokenRequestTrace | None) -> Token:
-        """:meth:`fetch`, telling ``trace`` (if any) the answers it gets."""
+    def fetch_traced(self, trace: TokenRequestTrace | None, began: float | None = None
+                     ) -> Token:
+        """:meth:`fetch`, telling ``trace`` (if any) the answers it gets. ``began``: when
+        the token request began (a :func:`time.monotonic` reading), if before this call:
+        the discovery of this endpoint is part of the first one, and of its duration."""
         started = time.monotonic()
+        if began is None:
+            began = started
         deadline = started + self.retry.deadline
         attempt = 1
         while True:
@@ -174,11 +179,11 @@ class TokenEndpoint(Frozen):
                 token.token_type, None if token.scope is None
                 else server_text(token.scope, Redactor([token.access_token])),
                 "unknown" if token.lifetime is None else f"{token.lifetime:.0f}s",
-                time.monotonic() - started, attempt, "" if attempt == 1 else "s",
+                time.monotonic() - began, attempt, "" if attempt == 1 else "s",
             )
             if self.observers:
                 fetched(self.observers, token, source="endpoint",
-                        duration=time.monotonic() - started, attempts=attempt, now=self.clock())
+                        duration=time.monotonic() - began, attempts=attempt, now=self.clock())
             return token
 
     def _retry_delay(

@@ -87,11 +87,13 @@ class TokenFetched(Event):
     ``source``: ``"endpoint"`` (a token request) or ``"cache"`` (another process or auth
     object fetched it into the shared cache). ``expires_in``: seconds it has left, or
     ``None`` when no lifetime is known. ``duration``: seconds from the start of the token
-    request, or of the cache lookup, to the token. ``attempts``: tries of the token request
-    (more than 1 after retries of transient failures; 0 from the cache): a resend with the
-    DPoP nonce the server asked for is part of its try, told by :class:`DPoPNonceRetried`
-    (so HTTP requests sent = ``attempts`` + those events). ``token_type``: as the
-    server spelled it. ``token``: its :func:`short_fingerprint`.
+    request (for the first of an auth built ``from_issuer``, the discovery of the token
+    endpoint included, as in its span), or of the cache lookup, to the token.
+    ``attempts``: tries of the token request (more than 1 after retries of transient
+    failures; 0 from the cache): a resend with the DPoP nonce the server asked for is part
+    of its try, told by :class:`DPoPNonceRetried` (so HTTP requests sent = ``attempts`` +
+    those events). ``token_type``: as the server spelled it. ``token``: its
+    :func:`short_fingerprint`.
     """
 
     __slots__ = _fields = ("source", "expires_in", "duration", "attempts", "token_type", "token")
