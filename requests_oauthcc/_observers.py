@@ -48,7 +48,7 @@ class Telemetry(Protocol):
 
 class _Held(threading.local):
     depth = 0
-    events: list[tuple[Observers, Event]]
+    events: list[tuple[Observers, Event, Telemetry | None]]
 
 
 _held = _Held()
@@ -74,14 +74,14 @@ class Observers:
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` now, or when the token request of this thread has ended
-        (:meth:`held`)."""
+        (:meth:`held`); to the telemetry in effect now, as the request's span is (an
+        ``uninstrument()`` meanwhile does not leave a lookup uncounted)."""
         if _held.depth:
-            _held.events.append((self, event))
+            _held.events.append((self, event, Observers.telemetry))
         else:
-            self._deliver(event)
+            self._deliver(event, Observers.telemetry)
 
-    def _deliver(self, event: Event) -> None:
-        telemetry = Observers.telemetry
+    def _deliver(self, event: Event, telemetry: Telemetry | None) -> None:
         listeners = (self.on_event, None if telemetry is None else telemetry.on_event)
         for listener in listeners:
             if listener is None:
@@ -107,8 +107,8 @@ class Observers:
             _held.depth -= 1
             if not _held.depth:
                 events, _held.events = _held.events, []
-                for observers, event in events:
-                    observers._deliver(event)
+                for observers, event, telemetry in events:
+                    observers._deliver(event, telemetry)
 
 
 def fetched(observers: Observers, token: Token, *, source: str, duration: float,

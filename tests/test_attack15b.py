@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import requests
 from requests_oauthcc import (
     ClientCredentialsAuth,
     DiscoveryError,
+    MemoryTokenCache,
     TokenEndpointError,
     otel,
 )
@@ -128,6 +130,34 @@ def test_an_ipv6_token_endpoint_is_named_by_its_address(telemetry: Telemetry) ->
     (span,) = telemetry.token_spans()
     attributes = span.attributes or {}
     assert (attributes["server.address"], attributes["server.port"]) == ("::1", 9)
+
+
+def test_uninstrument_during_a_token_request_counts_its_lookup_as_its_span(
+    recorder: Recorder,
+) -> None:
+    """Attack: ``otel.uninstrument()`` (at shutdown, say) while a token request behind a
+    shared-cache miss is in progress. Its span still ended and was counted, but the
+    ``CacheMiss`` that led to it, delivered once the request ended, reached no telemetry:
+    the lookup counter lost it. Events go to the telemetry in effect when they happened."""
+    recorded = Telemetry()
+    otel.instrument(tracer_provider=recorded.tracer_provider,
+                    meter_provider=recorded.meter_provider)
+    try:
+        with OAuthTestServer({CLIENT_ID: CLIENT_SECRET}, token_delay=0.3) as server:
+            auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET,
+                                         cache=MemoryTokenCache(), on_event=recorder)
+            fetching = threading.Thread(target=auth.fetch_token)
+            fetching.start()
+            while not server.token_requests and fetching.is_alive():  # in progress
+                time.sleep(0.01)
+            otel.uninstrument()
+            fetching.join(10)
+    finally:
+        otel.uninstrument()
+    assert recorder.kinds() == ["CacheMiss", "TokenFetched"]
+    assert len(recorded.token_spans()) == 1
+    assert counted(recorded, "oauthcc.token.requests") == {"outcome=success": 1}
+    assert counted(recorded, "oauthcc.cache.lookups") == {"result=miss": 1}
 
 
 # -- exact counts under concurrency -------------------------------------------------------
