@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .events import Event
     from .token import Token
 
-__all__ = ["Observers", "Telemetry", "TokenRequestTrace", "fetched"]
+__all__ = ["Observers", "Telemetry", "TokenRequestTrace", "fetched", "request_failed"]
 
 logger = logging.getLogger("requests_oauthcc.events")
 
@@ -109,6 +109,18 @@ class Observers:
                 events, _held.events = _held.events, []
                 for observers, event, telemetry in events:
                     observers._deliver(event, telemetry)
+
+
+def request_failed(observers: Observers, error: Exception, *, duration: float,
+                   using_held_token: bool) -> None:
+    """Emit :class:`~requests_oauthcc.events.TokenRequestFailed` for ``error``, named from
+    a bounded set (:func:`~requests_oauthcc.errors.error_type`)."""
+    from .errors import error_type
+    from .events import TokenRequestFailed
+
+    observers.emit(TokenRequestFailed(
+        error=error_type(error), status_code=getattr(error, "status_code", None),
+        duration=duration, using_held_token=using_held_token))
 
 
 def fetched(observers: Observers, token: Token, *, source: str, duration: float,

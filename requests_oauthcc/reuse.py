@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import requests
 
 from ._flights import Flight, Refresher, fresh
+from ._observers import Observers, request_failed
 from .rejections import RejectionPause
 from .token import Token, renewed
 
 if TYPE_CHECKING:
-    from ._observers import Observers
     from .shared import SharedTokenSource
 
 __all__ = ["TokenHolder"]
@@ -295,16 +295,11 @@ class TokenHolder:
             finally:
                 flight.done.set()
         if failed is not None and self._observers:
-            from .errors import error_type
-            from .events import TokenRequestFailed
-
             # fetch_token() keeps the held token without handing it to waiters: in use
             # all the same while it is valid.
             kept = force and previous is not None and not previous[0].is_expired(self._clock())
-            self._observers.emit(TokenRequestFailed(
-                error=error_type(failed), status_code=getattr(failed, "status_code", None),
-                duration=time.monotonic() - began,
-                using_held_token=flight.token is not None or kept))
+            request_failed(self._observers, failed, duration=time.monotonic() - began,
+                           using_held_token=flight.token is not None or kept)
         if flight.token is None:
             assert failed is not None
             raise failed
