@@ -144,15 +144,8 @@ class TokenRequestFailed(Event):
         self.using_held_token = using_held_token
 
 
-class RequestRetried(Event):
-    """An API request refused with ``status_code`` (401, or a ``refresh_on`` status) was
-    sent again, once, with a new token (RFC 6750 §3.1).
-
-    ``reason``: ``"invalid_token"`` (a ``WWW-Authenticate`` challenge said so),
-    ``"no_error_code"`` (no challenge named an error) or ``"other_error_code"`` (an error
-    code that neither asks for a new token nor rules one out). ``url``: the request's URL without
-    query or user info. ``token``: the :func:`short_fingerprint` of the refused token.
-    """
+class _Refusal(Event):
+    """The fields of an API request's refusal, retried or not."""
 
     __slots__ = _fields = ("status_code", "reason", "url", "token")
 
@@ -166,6 +159,19 @@ class RequestRetried(Event):
         self.reason = reason
         self.url = url
         self.token = token
+
+
+class RequestRetried(_Refusal):
+    """An API request refused with ``status_code`` (401, or a ``refresh_on`` status) was
+    sent again, once, with a new token (RFC 6750 §3.1).
+
+    ``reason``: ``"invalid_token"`` (a ``WWW-Authenticate`` challenge said so),
+    ``"no_error_code"`` (no challenge named an error) or ``"other_error_code"`` (an error
+    code that neither asks for a new token nor rules one out). ``url``: the request's URL without
+    query or user info. ``token``: the :func:`short_fingerprint` of the refused token.
+    """
+
+    __slots__ = ()
 
 
 NOT_RETRIED_REASONS: Final = (
@@ -183,7 +189,7 @@ NOT_RETRIED_REASONS: Final = (
 """The reasons of :class:`RequestNotRetried`, each explained."""
 
 
-class RequestNotRetried(Event):
+class RequestNotRetried(_Refusal):
     """A 401 (or a ``refresh_on`` status) to a request was returned as it came.
 
     ``reason``: one of :data:`NOT_RETRIED_REASONS`. ``url``: the request's URL without
@@ -191,18 +197,7 @@ class RequestNotRetried(Event):
     carried.
     """
 
-    __slots__ = _fields = ("status_code", "reason", "url", "token")
-
-    status_code: Final[int]
-    reason: Final[str]
-    url: Final[str]
-    token: Final[str]
-
-    def __init__(self, *, status_code: int, reason: str, url: str, token: str) -> None:
-        self.status_code = status_code
-        self.reason = reason
-        self.url = url
-        self.token = token
+    __slots__ = ()
 
 
 class DPoPNonceRetried(Event):
@@ -223,7 +218,20 @@ class DPoPNonceRetried(Event):
         self.url = url
 
 
-class CacheHit(Event):
+class _CacheLookup(Event):
+    """The fields of a shared-cache lookup's outcome."""
+
+    __slots__ = _fields = ("key", "duration")
+
+    key: Final[str]
+    duration: Final[float]
+
+    def __init__(self, *, key: str, duration: float) -> None:
+        self.key = key
+        self.duration = duration
+
+
+class CacheHit(_CacheLookup):
     """The shared cache gave a fresh token (stored by another process or auth object).
 
     ``key``: the cache key (a digest, see :func:`~requests_oauthcc.cache_key.cache_key`).
@@ -231,31 +239,17 @@ class CacheHit(Event):
     included.
     """
 
-    __slots__ = _fields = ("key", "duration")
-
-    key: Final[str]
-    duration: Final[float]
-
-    def __init__(self, *, key: str, duration: float) -> None:
-        self.key = key
-        self.duration = duration
+    __slots__ = ()
 
 
-class CacheMiss(Event):
+class CacheMiss(_CacheLookup):
     """The shared cache had no usable token: this process fetched one (and stores it).
 
     ``key``: the cache key. ``duration``: seconds the lookup took (it may have waited for
     another process's token request that did not come).
     """
 
-    __slots__ = _fields = ("key", "duration")
-
-    key: Final[str]
-    duration: Final[float]
-
-    def __init__(self, *, key: str, duration: float) -> None:
-        self.key = key
-        self.duration = duration
+    __slots__ = ()
 
 
 class CacheFailed(Event):
